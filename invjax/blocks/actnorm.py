@@ -1,0 +1,59 @@
+"""ActNorm: per-channel affine normalisation with data-dependent initialisation."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from invjax.blocks import bijection
+
+
+class ActNorm(bijection.Bijection):
+  r"""Per-channel scale and bias (Kingma & Dhariwal, 2018).
+
+  With a bias `b` and a log-scale `s` per channel (the last axis):
+
+    forward:  y = (x + b) * exp(s)
+    inverse:  x = y * exp(-s) - b
+    log|det dy/dx| = N * sum_c s_c,   N = number of positions per example
+                                          (H * W for NHWC maps, 1 for vectors).
+
+  Initialisation is data-dependent: `init` on a batch sets `b = -mean(x)` and
+  `s = -log(std(x) + eps)`, so the first batch leaves with zero mean and unit
+  variance per channel (the eps lives in initialisation only, never in an
+  inverse). Initialised through `inverse`, the block starts as the identity.
+
+  Works on any rank >= 2: statistics run over every axis but the last.
+  """
+
+  init_eps: float = 1e-6
+
+  @nn.compact
+  def _log_scale_and_bias(self, x_init: jax.Array | None, channels: int):
+    reduce_axes = None if x_init is None else tuple(range(x_init.ndim - 1))
+
+    def init_bias(_):
+      if x_init is None:
+        return jnp.zeros((channels,), jnp.float32)
+      return -jnp.mean(x_init, reduce_axes).astype(jnp.float32)
+
+    def init_log_scale(_):
+      if x_init is None:
+        return jnp.zeros((channels,), jnp.float32)
+      std = jnp.std(x_init, reduce_axes)
+      return -jnp.log(std + self.init_eps).astype(jnp.float32)
+
+    return self.param("log_scale", init_log_scale), self.param("bias", init_bias)
+
+  def _logdet(self, log_scale: jax.Array, x: jax.Array) -> jax.Array:
+    positions = 1
+    for size in x.shape[1:-1]:
+      positions *= size
+    return bijection.per_example(positions * jnp.sum(log_scale), x)
+
+  def __call__(self, x, train=False):
+    log_scale, bias = self._log_scale_and_bias(jax.lax.stop_gradient(x), x.shape[-1])
+    return (x + bias) * jnp.exp(log_scale), self._logdet(log_scale, x)
+
+  def inverse(self, y, train=False):
+    log_scale, bias = self._log_scale_and_bias(None, y.shape[-1])
+    return y * jnp.exp(-log_scale) - bias, -self._logdet(log_scale, y)

@@ -1,0 +1,193 @@
+"""The fully invertible RevNet (fi-RevNet): a multi-scale Glow / i-RevNet hybrid.
+
+Level l (of `num_levels`) is: squeeze (space-to-depth), `steps_per_level[l]` flow
+steps (ActNorm -> channel permutation -> coupling), then, except after the last
+level and when `split` is on, half of the channels leave as a nuisance latent.
+For the MNIST preset (CHW): 3x32x32 -> 12x16x16 -> split (6x16x16 out) ->
+24x8x8 -> split (12x8x8 out) -> 48x4x4.
+
+The output is one flat vector z of length d = H * W * C per example, in this
+fixed order:
+
+  z[:, :num_classes]   the logits z_s: channels 0..num_classes-1 of the final
+                       tensor at the readout position ((H_f//2, W_f//2), or the
+                       DC coefficient (0, 0) of an orthonormal 2D DCT when
+                       readout='dct');
+  z[:, num_classes:]   z_n, made of: the other entries of the final tensor
+                       (row-major NHWC order, the logit entries removed), then
+                       the latent split off after level 1, level 2, ...
+                       (each flattened row-major NHWC).
+"""
+
+from collections.abc import Sequence
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from invjax import blocks
+
+PERMUTATIONS = {
+    "reverse": lambda seed: blocks.ReversePermutation(),
+    "shuffle": lambda seed: blocks.ShufflePermutation(seed=seed),
+    "conv1x1": lambda seed: blocks.InvertibleConv1x1(seed=seed),
+}
+COUPLINGS = {"additive": blocks.AdditiveCoupling, "affine": blocks.AffineCoupling}
+READOUTS = ("center", "dct")
+
+
+def _check_choice(name: str, value, allowed) -> None:
+  if value not in allowed:
+    raise ValueError(f"{name} must be one of {sorted(allowed)}; got {value!r}.")
+
+
+class FiRevNet(blocks.Bijection):
+  """Bijection from NHWC images of `image_shape` to flat latents `(B, d)`."""
+
+  image_shape: tuple[int, int, int] = (32, 32, 3)
+  num_classes: int = 10
+  num_levels: int = 3
+  steps_per_level: int | Sequence[int] = 16
+  split: bool = True
+  width: int = 128
+  coupling: Literal["additive", "affine"] = "additive"
+  permutation: Literal["reverse", "shuffle", "conv1x1"] = "reverse"
+  readout: Literal["center", "dct"] = "center"
+  dropout: float = 0.1
+  compute_dtype: jnp.dtype | None = None
+
+  # --- static geometry -------------------------------------------------------
+
+  def level_shapes(self) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
+    """Shapes (H, W, C) of the latent emitted after each split, and of the final tensor."""
+    height, width, channels = self.image_shape
+    if height % 2**self.num_levels or width % 2**self.num_levels:
+      raise ValueError(
+          f"image_shape {self.image_shape}: height and width must be divisible by "
+          f"2 ** num_levels = {2**self.num_levels}; pad the images or use fewer levels."
+      )
+    emitted = []
+    for level in range(self.num_levels):
+      height, width, channels = height // 2, width // 2, 4 * channels
+      if self.split and level < self.num_levels - 1:
+        channels //= 2
+        emitted.append((height, width, channels))
+    return emitted, (height, width, channels)
+
+  @property
+  def latent_size(self) -> int:
+    return int(np.prod(self.image_shape))
+
+  def _readout_offset(self) -> int:
+    """Flat index, within the final tensor, of the first logit."""
+    _, (height, width, channels) = self.level_shapes()
+    row, col = (0, 0) if self.readout == "dct" else (height // 2, width // 2)
+    return (row * width + col) * channels
+
+  # --- modules ---------------------------------------------------------------
+
+  def setup(self):
+    _check_choice("coupling", self.coupling, COUPLINGS)
+    _check_choice("permutation", self.permutation, PERMUTATIONS)
+    _check_choice("readout", self.readout, READOUTS)
+    steps = self.steps_per_level
+    steps = [steps] * self.num_levels if isinstance(steps, int) else list(steps)
+    if len(steps) != self.num_levels:
+      raise ValueError(f"steps_per_level has {len(steps)} entries for {self.num_levels} levels.")
+    _, (_, _, final_channels) = self.level_shapes()
+    if not 0 < self.num_classes <= final_channels:
+      raise ValueError(
+          f"num_classes={self.num_classes} must be in [1, {final_channels}], the channel "
+          "count of the final tensor from which logits are read."
+      )
+    coupling = COUPLINGS[self.coupling]
+    self.levels = [
+        blocks.Chain([blocks.Squeeze()] + [
+            blocks.Chain([
+                blocks.ActNorm(),
+                PERMUTATIONS[self.permutation](1000 * level + step),
+                coupling(
+                    width=self.width,
+                    dropout=self.dropout,
+                                compute_dtype=self.compute_dtype,
+                ),
+            ])
+            for step in range(num_steps)
+        ])
+        for level, num_steps in enumerate(steps)
+    ]
+    self.dct = blocks.DCT2D() if self.readout == "dct" else None
+
+  # --- the two directions ----------------------------------------------------
+
+  def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Maps images `(B, H, W, C)` to latents `z (B, d)` and log|det dz/dx| `(B,)`."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
+      raise ValueError(
+          f"FiRevNet expects images of shape (batch, {', '.join(map(str, self.image_shape))}) "
+          f"(NHWC); got {x.shape}."
+      )
+    logdet = blocks.bijection.zero_logdet(x)
+    emitted = []
+    for level, chain in enumerate(self.levels):
+      x, level_logdet = chain(x, train=train)
+      logdet = logdet + level_logdet
+      if self.split and level < self.num_levels - 1:
+        x, latent = blocks.split_channels(x)
+        emitted.append(latent)
+    if self.dct is not None:
+      x, _ = self.dct(x)
+    return self._flatten(x, emitted), logdet
+
+  def inverse(self, z: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """Maps latents `z (B, d)` back to images and log|det dx/dz| `(B,)`."""
+    if z.ndim != 2 or z.shape[1] != self.latent_size:
+      raise ValueError(
+          f"FiRevNet.inverse expects latents of shape (batch, {self.latent_size}); got {z.shape}."
+      )
+    x, emitted = self._unflatten(z)
+    if self.dct is not None:
+      x, _ = self.dct.inverse(x)
+    logdet = blocks.bijection.zero_logdet(z)
+    for level in reversed(range(self.num_levels)):
+      if self.split and level < self.num_levels - 1:
+        x = blocks.merge_channels(x, emitted[level])
+      x, level_logdet = self.levels[level].inverse(x, train=train)
+      logdet = logdet + level_logdet
+    return x, logdet
+
+  # --- flat latent layout ----------------------------------------------------
+
+  def _flatten(self, final: jax.Array, emitted: list[jax.Array]) -> jax.Array:
+    batch = final.shape[0]
+    final = final.reshape(batch, -1)
+    start, stop = self._readout_offset(), self._readout_offset() + self.num_classes
+    parts = [final[:, start:stop], final[:, :start], final[:, stop:]]
+    parts += [latent.reshape(batch, -1) for latent in emitted]
+    return jnp.concatenate(parts, axis=1)
+
+  def _unflatten(self, z: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    batch = z.shape[0]
+    emitted_shapes, final_shape = self.level_shapes()
+    final_size = int(np.prod(final_shape))
+    offset = self._readout_offset()
+    logits, rest = z[:, : self.num_classes], z[:, self.num_classes : final_size]
+    final = jnp.concatenate([rest[:, :offset], logits, rest[:, offset:]], axis=1)
+    emitted, start = [], final_size
+    for shape in emitted_shapes:
+      size = int(np.prod(shape))
+      emitted.append(z[:, start : start + size].reshape(batch, *shape))
+      start += size
+    return final.reshape(batch, *final_shape), emitted
+
+
+def split_latent(z: jax.Array, num_classes: int) -> tuple[jax.Array, jax.Array]:
+  """`(z_s, z_n)`: the logits and the nuisance part of a flat latent."""
+  return z[..., :num_classes], z[..., num_classes:]
+
+
+def merge_latent(z_s: jax.Array, z_n: jax.Array) -> jax.Array:
+  """Inverse of `split_latent`."""
+  return jnp.concatenate([z_s, z_n], axis=-1)
