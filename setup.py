@@ -21,6 +21,10 @@ setuptools.setup(
         "orbax-checkpoint",
         "tensorflow-cpu",
         "tensorflow-datasets",
+        # TFDS 4.9.10 imports it on every Python but declares it only for < 3.9.
+        "importlib_resources",
+        # tf.summary writes TensorBoard event files only with this package present.
+        "tensorboard",
         # PNG grids and decision-boundary plots: one well-kept library instead of
         # hand-written image encoders.
         "matplotlib",

@@ -13,129 +13,139 @@ NUM_TEST = 10_000
 
 @pytest.fixture(scope="module")
 def splits(tfds_dir):
-    """{(variant, split): ShiftMnistSplit} for every variant and split."""
-    return {
-        (variant, split): shift_mnist.load(variant, split, data_dir=tfds_dir, dtd_dir=DTD_DIR)
-        for variant in shift_mnist.VARIANTS
-        for split in shift_mnist.SPLITS
-    }
+  """{(variant, split): ShiftMnistSplit} for every variant and split."""
+  return {
+      (variant, split): shift_mnist.load(variant, split, data_dir=tfds_dir, dtd_dir=DTD_DIR)
+      for variant in shift_mnist.VARIANTS
+      for split in shift_mnist.SPLITS
+  }
 
 
 @pytest.fixture(scope="module")
 def mnist_test(tfds_dir):
-    return sources.load_digits("mnist", "test", data_dir=tfds_dir)
+  return sources.load_digits("mnist", "test", data_dir=tfds_dir)
 
 
 @pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
 def test_train_feature_agrees_with_every_label(splits, variant):
-    train = splits[variant, "train"]
-    assert train.images.shape == (60_000, 32, 32) and train.images.dtype == np.uint8
-    np.testing.assert_array_equal(train.features, train.labels)
+  train = splits[variant, "train"]
+  assert train.images.shape == (60_000, 32, 32) and train.images.dtype == np.uint8
+  np.testing.assert_array_equal(train.features, train.labels)
 
 
 def test_binary_code_is_the_labels_and_spares_the_digit_area(splits, tfds_dir):
-    for split in shift_mnist.SPLITS:
-        mnist_split = "train" if split == "train" else "test"
-        digits, _ = sources.load_digits("mnist", mnist_split, data_dir=tfds_dir)
-        shifted = splits["binary", split]
-        np.testing.assert_array_equal(preprocess.digit_area(shifted.images), digits)
-        border = shifted.images.copy()
-        preprocess.digit_area(border)[...] = 0
-        has_code = shifted.features != shift_mnist.NO_FEATURE
-        expected = np.where(has_code[:, None, None], shift_mnist.CODE_MASKS[shifted.features] * 255, 0)
-        np.testing.assert_array_equal(border, expected)
-    assert not preprocess.digit_area(shift_mnist.CODE_MASKS).any()
-    assert (shift_mnist.CODE_MASKS.sum(axis=(1, 2)) == 4).all()
-    assert (shift_mnist.CODE_MASKS.sum(axis=0) <= 1).all()  # Ten disjoint codes.
+  for split in shift_mnist.SPLITS:
+    mnist_split = "train" if split == "train" else "test"
+    digits, _ = sources.load_digits("mnist", mnist_split, data_dir=tfds_dir)
+    shifted = splits["binary", split]
+    np.testing.assert_array_equal(preprocess.digit_area(shifted.images), digits)
+    border = shifted.images.copy()
+    preprocess.digit_area(border)[...] = 0
+    has_code = shifted.features != shift_mnist.NO_FEATURE
+    expected = np.where(has_code[:, None, None], shift_mnist.CODE_MASKS[shifted.features] * 255, 0)
+    np.testing.assert_array_equal(border, expected)
+  assert not preprocess.digit_area(shift_mnist.CODE_MASKS).any()
+  assert (shift_mnist.CODE_MASKS.sum(axis=(1, 2)) == 4).all()
+  assert (shift_mnist.CODE_MASKS.sum(axis=0) <= 1).all()  # Ten disjoint codes.
 
 
 @pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
 def test_test_split_is_clean_mnist(splits, mnist_test, variant):
-    clean = splits[variant, "test"]
-    digits, labels = mnist_test
-    np.testing.assert_array_equal(clean.images, preprocess.pad_digits(digits))
-    np.testing.assert_array_equal(clean.labels, labels)
-    assert (clean.features == shift_mnist.NO_FEATURE).all()
+  clean = splits[variant, "test"]
+  digits, labels = mnist_test
+  np.testing.assert_array_equal(clean.images, preprocess.pad_digits(digits))
+  np.testing.assert_array_equal(clean.labels, labels)
+  assert (clean.features == shift_mnist.NO_FEATURE).all()
 
 
 @pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
 def test_shifted_feature_is_a_uniform_other_class(splits, variant):
-    shifted = splits[variant, "test_shifted"]
-    assert shifted.images.shape == (NUM_TEST, 32, 32)
-    assert (shifted.features != shifted.labels).all()
-    offsets = np.bincount((shifted.features - shifted.labels) % 10, minlength=10)
-    assert offsets[0] == 0
-    expected = NUM_TEST / 9  # Standard deviation about 31.
-    assert np.abs(offsets[1:] - expected).max() < 150
-    assert np.abs(np.bincount(shifted.features, minlength=10) - NUM_TEST / 10).max() < 200
+  shifted = splits[variant, "test_shifted"]
+  assert shifted.images.shape == (NUM_TEST, 32, 32)
+  assert (shifted.features != shifted.labels).all()
+  offsets = np.bincount((shifted.features - shifted.labels) % 10, minlength=10)
+  assert offsets[0] == 0
+  expected = NUM_TEST / 9  # Standard deviation about 31.
+  assert np.abs(offsets[1:] - expected).max() < 150
+  assert np.abs(np.bincount(shifted.features, minlength=10) - NUM_TEST / 10).max() < 200
 
 
 def test_textured_composites_the_feature_category(mnist_test):
-    digits, labels = mnist_test
-    digits, labels = digits[:500], labels[:500]
-    constant_bank = np.broadcast_to(np.arange(10, dtype=np.uint8)[:, None, None, None] * 25, (10, 2, 64, 64))
-    for split in ("train", "test_shifted"):
-        shifted = shift_mnist.make_split("textured", split, digits, labels, constant_bank, seed=0)
-        background = shifted.features * 25 * shift_mnist.TEXTURE_MAX // 255
-        np.testing.assert_array_equal(shifted.images[:, 0, :], np.repeat(background[:, None], 32, axis=1))
-        canvases = preprocess.pad_digits(digits)
-        np.testing.assert_array_equal(shifted.images[canvases == 255], 255)  # Digit on top.
-        assert (shifted.images >= canvases).all()
+  digits, labels = mnist_test
+  digits, labels = digits[:500], labels[:500]
+  levels = np.arange(10, dtype=np.uint8)[:, None, None, None] * 25
+  constant_bank = np.broadcast_to(levels, (10, 2, 64, 64))  # Category k: constant 25 k.
+  for split in ("train", "test_shifted"):
+    shifted = shift_mnist.make_split("textured", split, digits, labels, constant_bank, seed=0)
+    background = shifted.features * 25 * shift_mnist.TEXTURE_MAX // 255
+    np.testing.assert_array_equal(shifted.images[:, 0, :], np.repeat(background[:, None], 32, axis=1))
+    canvases = preprocess.pad_digits(digits)
+    np.testing.assert_array_equal(shifted.images[canvases == 255], 255)  # Digit on top.
+    assert (shifted.images >= canvases).all()
 
 
 def _matching_windows(ring: np.ndarray, mask: np.ndarray, bank: np.ndarray) -> int:
-    """How many 32x32 windows of the bank's (contrast-scaled) images match `ring` on `mask`."""
-    scaled = bank.astype(np.int32) * shift_mnist.TEXTURE_MAX // 255
-    windows = np.lib.stride_tricks.sliding_window_view(scaled, (32, 32), axis=(1, 2))
-    return int((windows[..., mask] == ring[mask]).all(axis=-1).sum())
+  """How many 32x32 windows of the bank's (contrast-scaled) images match `ring` on `mask`."""
+  scaled = bank.astype(np.int32) * shift_mnist.TEXTURE_MAX // 255
+  windows = np.lib.stride_tricks.sliding_window_view(scaled, (32, 32), axis=(1, 2))
+  return int((windows[..., mask] == ring[mask]).all(axis=-1).sum())
 
 
 def test_textured_train_and_test_textures_are_disjoint(splits):
-    train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR)
-    test_bank = textures.load_texture_bank("test", dtd_dir=DTD_DIR)
-    assert train_bank.shape == (10, 23, 64, 64) and test_bank.shape == (10, 11, 64, 64)
-    border = np.ones((32, 32), bool)
-    preprocess.digit_area(border)[...] = False
-    for split, own, other in (("train", train_bank, test_bank), ("test_shifted", test_bank, train_bank)):
-        shifted = splits["textured", split]
-        for index in range(3):
-            ring, category = shifted.images[index], shifted.features[index]
-            assert _matching_windows(ring, border, own[category]) >= 1
-            assert _matching_windows(ring, border, other[category]) == 0
+  train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR)
+  test_bank = textures.load_texture_bank("test", dtd_dir=DTD_DIR)
+  assert train_bank.shape == (10, 23, 64, 64) and test_bank.shape == (10, 11, 64, 64)
+  border = np.ones((32, 32), bool)
+  preprocess.digit_area(border)[...] = False
+  for split, own, other in (("train", train_bank, test_bank), ("test_shifted", test_bank, train_bank)):
+    shifted = splits["textured", split]
+    for index in range(3):
+      ring, category = shifted.images[index], shifted.features[index]
+      assert _matching_windows(ring, border, own[category]) >= 1
+      assert _matching_windows(ring, border, other[category]) == 0
 
 
 def test_same_seed_same_data(mnist_test):
-    digits, labels = mnist_test
-    bank = textures.load_texture_bank("test", dtd_dir=DTD_DIR)
-    for variant in shift_mnist.VARIANTS:
-        first = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=7)
-        again = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=7)
-        other = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=8)
-        np.testing.assert_array_equal(first.images, again.images)
-        assert not np.array_equal(first.features, other.features)
+  digits, labels = mnist_test
+  bank = textures.load_texture_bank("test", dtd_dir=DTD_DIR)
+  for variant in shift_mnist.VARIANTS:
+    first = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=7)
+    again = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=7)
+    other = shift_mnist.make_split(variant, "test_shifted", digits, labels, bank, seed=8)
+    np.testing.assert_array_equal(first.images, again.images)
+    assert not np.array_equal(first.features, other.features)
 
 
 def test_load_batches_and_options(tfds_dir):
-    batch = next(iter(data.load("shift_mnist/textured", "test_shifted", batch_size=10, data_dir=tfds_dir, dtd_dir=DTD_DIR)))
-    assert batch["image"].shape == (10, 32, 32, 3)
-    assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
-    np.testing.assert_array_equal(batch["image"][..., 1:], -1.0)
-    with pytest.raises(ValueError, match="Unknown split 'test_shifted' of fashion_mnist"):
-        data.load("fashion_mnist", "test_shifted", batch_size=10)
+  batches = data.load(
+      "shift_mnist/textured", "test_shifted", batch_size=10, data_dir=tfds_dir, dtd_dir=DTD_DIR
+  )
+  batch = next(iter(batches))
+  assert batch["image"].shape == (10, 32, 32, 3)
+  assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  np.testing.assert_array_equal(batch["image"][..., 1:], -1.0)
+  with pytest.raises(ValueError, match="Unknown split 'test_shifted' of fashion_mnist"):
+    data.load("fashion_mnist", "test_shifted", batch_size=10)
 
 
 def test_missing_dtd_folder_says_what_to_do(tmp_path, tfds_dir):
-    with pytest.raises(FileNotFoundError, match="images/<category>/\\*.jpg"):
-        shift_mnist.load("textured", "train", data_dir=tfds_dir, dtd_dir=tmp_path)
+  with pytest.raises(FileNotFoundError, match="images/<category>/\\*.jpg"):
+    shift_mnist.load("textured", "train", data_dir=tfds_dir, dtd_dir=tmp_path)
 
 
 def test_show_data_writes_a_png(tmp_path, tfds_dir):
-    from experiments import show_data
+  from experiments import show_data
 
-    out = tmp_path / "grid.png"
-    show_data.flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(dataset="shift_mnist/binary", split="test_shifted", out=str(out), data_dir=str(tfds_dir), num_examples=16):
-        show_data.main([])
-    assert out.read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="only image datasets"):
-        figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))
+  out = tmp_path / "grid.png"
+  show_data.flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(
+      dataset="shift_mnist/binary",
+      split="test_shifted",
+      out=str(out),
+      data_dir=str(tfds_dir),
+      num_examples=16,
+  ):
+    show_data.main([])
+  assert out.read_bytes().startswith(b"\x89PNG")
+  with pytest.raises(ValueError, match="only image datasets"):
+    figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))

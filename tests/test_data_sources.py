@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from invjax import data
 from invjax.data import sources
@@ -14,67 +15,67 @@ MNIST_TEST_HISTOGRAM = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_mnist_counts_and_label_histograms(tfds_dir):
-    train_digits, train_labels = sources.load_digits("mnist", "train", data_dir=tfds_dir)
-    test_digits, test_labels = sources.load_digits("mnist", "test", data_dir=tfds_dir)
-    assert train_digits.shape == (60_000, 28, 28) and train_digits.dtype == np.uint8
-    assert test_digits.shape == (10_000, 28, 28)
-    assert np.bincount(train_labels).tolist() == MNIST_TRAIN_HISTOGRAM
-    assert np.bincount(test_labels).tolist() == MNIST_TEST_HISTOGRAM
-    assert data.num_examples("mnist", "train") == 60_000
-    assert data.num_examples("shift_mnist/textured", "test_shifted") == 10_000
+  train_digits, train_labels = sources.load_digits("mnist", "train", data_dir=tfds_dir)
+  test_digits, test_labels = sources.load_digits("mnist", "test", data_dir=tfds_dir)
+  assert train_digits.shape == (60_000, 28, 28) and train_digits.dtype == np.uint8
+  assert test_digits.shape == (10_000, 28, 28)
+  assert np.bincount(train_labels).tolist() == MNIST_TRAIN_HISTOGRAM
+  assert np.bincount(test_labels).tolist() == MNIST_TEST_HISTOGRAM
+  assert data.num_examples("mnist", "train") == 60_000
+  assert data.num_examples("shift_mnist/textured", "test_shifted") == 10_000
 
 
 def test_fashion_mnist_has_its_own_download_dir(tfds_dir):
-    sources.prepare("fashion_mnist", data_dir=tfds_dir, manual_dir=FASHION_MNIST_DIR)
-    digits, labels = sources.load_digits("fashion_mnist", "test", data_dir=tfds_dir)
-    assert digits.shape == (10_000, 28, 28)
-    assert np.bincount(labels).tolist() == [1000] * 10
-    mnist_digits, _ = sources.load_digits("mnist", "test", data_dir=tfds_dir)
-    assert not np.array_equal(digits, mnist_digits)
-    for name in ("mnist", "fashion_mnist"):
-        assert (tfds_dir / "downloads" / name / "extracted").is_dir()
-    assert not (tfds_dir / "downloads" / "extracted").exists()
+  sources.prepare("fashion_mnist", data_dir=tfds_dir, manual_dir=FASHION_MNIST_DIR)
+  digits, labels = sources.load_digits("fashion_mnist", "test", data_dir=tfds_dir)
+  assert digits.shape == (10_000, 28, 28)
+  assert np.bincount(labels).tolist() == [1000] * 10
+  mnist_digits, _ = sources.load_digits("mnist", "test", data_dir=tfds_dir)
+  assert not np.array_equal(digits, mnist_digits)
+  for name in ("mnist", "fashion_mnist"):
+    assert (tfds_dir / "downloads" / name / "extracted").is_dir()
+  assert not (tfds_dir / "downloads" / "extracted").exists()
 
 
 def test_preprocessed_mnist_values(tfds_dir):
-    images, labels = data.as_numpy("mnist", "test", data_dir=tfds_dir)
-    digits, raw_labels = sources.load_digits("mnist", "test", data_dir=tfds_dir)
-    assert images.shape == (10_000, 32, 32, 3) and images.dtype == np.float32
-    np.testing.assert_array_equal(labels, raw_labels)
-    assert images.min() == -1.0 and images.max() == 1.0
-    np.testing.assert_array_equal(images[..., 1:], -1.0)
-    raw = (images[..., 0] + 1.0) * 127.5
-    np.testing.assert_allclose(raw[:, 2:30, 2:30], digits, atol=1e-4)
-    np.testing.assert_array_equal(images[:, :2, :, 0], -1.0)
-    np.testing.assert_array_equal(images[:, :, 30:, 0], -1.0)
+  images, labels = data.as_numpy("mnist", "test", data_dir=tfds_dir)
+  digits, raw_labels = sources.load_digits("mnist", "test", data_dir=tfds_dir)
+  assert images.shape == (10_000, 32, 32, 3) and images.dtype == np.float32
+  np.testing.assert_array_equal(labels, raw_labels)
+  assert images.min() == -1.0 and images.max() == 1.0
+  np.testing.assert_array_equal(images[..., 1:], -1.0)
+  raw = (images[..., 0] + 1.0) * 127.5
+  np.testing.assert_allclose(raw[:, 2:30, 2:30], digits, atol=1e-4)
+  np.testing.assert_array_equal(images[:, :2, :, 0], -1.0)
+  np.testing.assert_array_equal(images[:, :, 30:, 0], -1.0)
 
 
 def _copy_manual_files(tmp_path, skip=()):
-    manual = tmp_path / "manual"
-    manual.mkdir()
-    for file in sources.OFFICIAL_SHA256["mnist"]:
-        if file not in skip:
-            shutil.copy(MNIST_DIR / file, manual / file)
-    return manual
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for file in sources.OFFICIAL_SHA256["mnist"]:
+    if file not in skip:
+      shutil.copy(MNIST_DIR / file, manual / file)
+  return manual
 
 
 def test_corrupt_manual_file_is_named(tmp_path, monkeypatch):
-    manual = _copy_manual_files(tmp_path)
-    corrupt = manual / "t10k-labels-idx1-ubyte.gz"
-    content = bytearray(corrupt.read_bytes())
-    content[100] ^= 0xFF
-    corrupt.write_bytes(bytes(content))
-    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is corrupt.*Replace it"):
-        sources.prepare("mnist", data_dir=tmp_path / "tfds", manual_dir=manual)
-    monkeypatch.setenv("INVJAX_MNIST_DIR", str(manual))  # The variable is read when no argument is given.
-    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
-        sources.prepare("mnist", data_dir=tmp_path / "tfds")
+  manual = _copy_manual_files(tmp_path)
+  corrupt = manual / "t10k-labels-idx1-ubyte.gz"
+  content = bytearray(corrupt.read_bytes())
+  content[100] ^= 0xFF
+  corrupt.write_bytes(bytes(content))
+  with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is corrupt.*Replace it"):
+    sources.prepare("mnist", data_dir=tmp_path / "tfds", manual_dir=manual)
+  monkeypatch.setenv("INVJAX_MNIST_DIR", str(manual))  # The variable is read when no argument is given.
+  with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is corrupt"):
+    sources.prepare("mnist", data_dir=tmp_path / "tfds")
 
 
 def test_missing_manual_file_lists_the_expected_files(tmp_path):
-    manual = _copy_manual_files(tmp_path, skip=("train-images-idx3-ubyte.gz",))
-    with pytest.raises(FileNotFoundError, match="lacks train-images-idx3-ubyte.gz.*INVJAX_MNIST_DIR"):
-        data.load("mnist", "train", batch_size=8, data_dir=tmp_path / "tfds", manual_dir=manual)
+  manual = _copy_manual_files(tmp_path, skip=("train-images-idx3-ubyte.gz",))
+  with pytest.raises(FileNotFoundError, match="lacks train-images-idx3-ubyte.gz.*INVJAX_MNIST_DIR"):
+    data.load("mnist", "train", batch_size=8, data_dir=tmp_path / "tfds", manual_dir=manual)
 
 
 @pytest.mark.parametrize(
@@ -88,10 +89,20 @@ def test_missing_manual_file_lists_the_expected_files(tmp_path):
     ],
 )
 def test_unknown_dataset_variant_or_split(name, split, message):
-    with pytest.raises(ValueError, match=message):
-        data.load(name, split, batch_size=8)
+  with pytest.raises(ValueError, match=message):
+    data.load(name, split, batch_size=8)
 
 
 def test_unknown_option():
-    with pytest.raises(TypeError, match="spheres has no option.*radius.*options are: data_seed"):
-        data.load("spheres", "train", batch_size=8, radius=3.0)
+  with pytest.raises(TypeError, match="spheres has no option.*radius.*options are: data_seed"):
+    data.load("spheres", "train", batch_size=8, radius=3.0)
+
+
+def test_failed_download_names_the_files_and_the_variable(tmp_path, monkeypatch):
+  def offline_download(*args, **kwargs):
+    raise ConnectionError("no network")  # What requests raises offline (an OSError).
+
+  monkeypatch.delenv("INVJAX_MNIST_DIR", raising=False)
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline_download)
+  with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz.*set INVJAX_MNIST_DIR"):
+    sources.prepare("mnist", data_dir=tmp_path)

@@ -17,8 +17,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def shared_data_dir(environment_variable: str, folder: str) -> pathlib.Path:
-    """The directory named by `environment_variable`, else ../shared/data/<folder>."""
-    return pathlib.Path(os.environ.get(environment_variable) or REPO_ROOT.parent / "shared" / "data" / folder)
+  """The directory named by `environment_variable`, else ../shared/data/<folder>."""
+  default = REPO_ROOT.parent / "shared" / "data" / folder
+  return pathlib.Path(os.environ.get(environment_variable) or default)
 
 
 MNIST_DIR = shared_data_dir("INVJAX_MNIST_DIR", "mnist")
@@ -28,7 +29,7 @@ DTD_DIR = shared_data_dir("INVJAX_DTD_DIR", "dtd")
 
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory) -> pathlib.Path:
-    """The session's TFDS data directory (MNIST prepared in it)."""
-    directory = tmp_path_factory.getbasetemp() / "tfds"
-    sources.prepare("mnist", data_dir=directory, manual_dir=MNIST_DIR)
-    return directory
+  """The session's TFDS data directory (MNIST prepared in it)."""
+  directory = tmp_path_factory.getbasetemp() / "tfds"
+  sources.prepare("mnist", data_dir=directory, manual_dir=MNIST_DIR)
+  return directory

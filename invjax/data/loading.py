@@ -10,7 +10,9 @@ import numpy as np
 
 from invjax.data import imagenet, pipeline, preprocess, shift_mnist, sources, spheres
 
-DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "spheres", "imagenet")
+DATASETS = (
+    "mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "spheres", "imagenet"
+)
 NUM_CLASSES = {
     "mnist": 10,
     "fashion_mnist": 10,
@@ -23,92 +25,92 @@ DIGIT_NUM_EXAMPLES = {"train": 60_000, "test": 10_000}
 
 
 def _family(name: str) -> str:
-    """The family of dataset `name` (its part before "/"); ValueError if `name` is unknown."""
-    family, _, variant = name.partition("/")
-    if family == "shift_mnist" and variant not in shift_mnist.VARIANTS:
-        raise ValueError(
-            f"Unknown shift_mnist variant {variant!r} in {name!r}; choose one of "
-            f"{', '.join('shift_mnist/' + v for v in shift_mnist.VARIANTS)}."
-        )
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
-    return family
+  """The family of dataset `name` (its part before "/"); ValueError if `name` is unknown."""
+  family, _, variant = name.partition("/")
+  if family == "shift_mnist" and variant not in shift_mnist.VARIANTS:
+    raise ValueError(
+        f"Unknown shift_mnist variant {variant!r} in {name!r}; choose one of "
+        f"{', '.join('shift_mnist/' + v for v in shift_mnist.VARIANTS)}."
+    )
+  if name not in DATASETS:
+    raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+  return family
 
 
 def splits(name: str) -> tuple[str, ...]:
-    """The splits of dataset `name`."""
-    family = _family(name)
-    return {"shift_mnist": shift_mnist.SPLITS, "spheres": spheres.SPLITS}.get(family, ("train", "test"))
+  """The splits of dataset `name`."""
+  family = _family(name)
+  return {"shift_mnist": shift_mnist.SPLITS, "spheres": spheres.SPLITS}.get(family, ("train", "test"))
 
 
 def _check_split(name: str, split: str) -> None:
-    if split not in splits(name):
-        raise ValueError(f"Unknown split {split!r} of {name}; choose one of {', '.join(splits(name))}.")
+  if split not in splits(name):
+    raise ValueError(f"Unknown split {split!r} of {name}; choose one of {', '.join(splits(name))}.")
 
 
 def _call_with_options(name: str, function: Callable, options: dict, *args, **general):
-    """Calls `function(*args, **general, **options)`, rejecting options it does not take."""
-    accepted = {
-        parameter.name
-        for parameter in inspect.signature(function).parameters.values()
-        if parameter.kind is parameter.KEYWORD_ONLY
-    } - set(general)
-    unknown = set(options) - accepted
-    if unknown:
-        raise TypeError(
-            f"{name} has no option(s) {', '.join(sorted(unknown))}; "
-            f"its options are: {', '.join(sorted(accepted)) or 'none'}."
-        )
-    return function(*args, **general, **options)
+  """Calls `function(*args, **general, **options)`, rejecting options it does not take."""
+  accepted = {
+      parameter.name
+      for parameter in inspect.signature(function).parameters.values()
+      if parameter.kind is parameter.KEYWORD_ONLY
+  } - set(general)
+  unknown = set(options) - accepted
+  if unknown:
+    raise TypeError(
+        f"{name} has no option(s) {', '.join(sorted(unknown))}; "
+        f"its options are: {', '.join(sorted(accepted)) or 'none'}."
+    )
+  return function(*args, **general, **options)
 
 
 def num_examples(name: str, split: str, **dataset_options) -> int:
-    """The number of examples of a split (spheres train: examples per epoch)."""
-    _check_split(name, split)
-    family = _family(name)
-    if family == "spheres":
-        default = spheres.DEFAULT_NUM_EXAMPLES[split]
-        return dataset_options.get("num_examples") or default
-    if family == "imagenet":
-        return imagenet.NUM_EXAMPLES[split]
-    return DIGIT_NUM_EXAMPLES["train" if split == "train" else "test"]
+  """The number of examples of a split (spheres train: examples per epoch)."""
+  _check_split(name, split)
+  family = _family(name)
+  if family == "spheres":
+    default = spheres.DEFAULT_NUM_EXAMPLES[split]
+    return dataset_options.get("num_examples") or default
+  if family == "imagenet":
+    return imagenet.NUM_EXAMPLES[split]
+  return DIGIT_NUM_EXAMPLES["train" if split == "train" else "test"]
 
 
 def input_shape(name: str, **dataset_options) -> tuple[int, ...]:
-    """The shape of one model input of dataset `name`."""
-    family = _family(name)
-    if family == "spheres":
-        return (dataset_options.get("dimension", spheres.DEFAULT_DIMENSION),)
-    if family == "imagenet":
-        size = dataset_options.get("image_size", imagenet.DEFAULT_IMAGE_SIZE)
-        return (size, size, 3)
-    return preprocess.DIGIT_INPUT_SHAPE
+  """The shape of one model input of dataset `name`."""
+  family = _family(name)
+  if family == "spheres":
+    return (dataset_options.get("dimension", spheres.DEFAULT_DIMENSION),)
+  if family == "imagenet":
+    size = dataset_options.get("image_size", imagenet.DEFAULT_IMAGE_SIZE)
+    return (size, size, 3)
+  return preprocess.DIGIT_INPUT_SHAPE
 
 
 def _canvas_batch(batch):
-    return {**batch, "image": preprocess.canvas_to_model_input(batch["image"])}
+  return {**batch, "image": preprocess.canvas_to_model_input(batch["image"])}
 
 
 def _source(name, split, seed, data_dir, manual_dir, options) -> pipeline.Source:
-    family = _family(name)
-    if family in sources.DIGIT_DATASETS:
-        digits, labels = _call_with_options(
-            name, sources.load_digits, options, family, split, data_dir=data_dir, manual_dir=manual_dir
-        )
-        canvases = preprocess.pad_digits(digits)
-    elif family == "shift_mnist":
-        variant = name.partition("/")[2]
-        canvases, labels, _ = _call_with_options(
-            name, shift_mnist.load, options, variant, split, data_dir=data_dir, manual_dir=manual_dir
-        )
-    elif family == "spheres":
-        return _call_with_options(name, spheres.source, options, split)
-    else:
-        return _call_with_options(
-            name, imagenet.source, options, split, seed=seed, data_dir=data_dir, manual_dir=manual_dir
-        )
-    examples, count = pipeline.from_arrays({"image": canvases, "label": labels})
-    return pipeline.Source(examples, count, batch_fn=_canvas_batch)
+  family = _family(name)
+  if family in sources.DIGIT_DATASETS:
+    digits, labels = _call_with_options(
+        name, sources.load_digits, options, family, split, data_dir=data_dir, manual_dir=manual_dir
+    )
+    canvases = preprocess.pad_digits(digits)
+  elif family == "shift_mnist":
+    variant = name.partition("/")[2]
+    canvases, labels, _ = _call_with_options(
+        name, shift_mnist.load, options, variant, split, data_dir=data_dir, manual_dir=manual_dir
+    )
+  elif family == "spheres":
+    return _call_with_options(name, spheres.source, options, split)
+  else:
+    return _call_with_options(
+        name, imagenet.source, options, split, seed=seed, data_dir=data_dir, manual_dir=manual_dir
+    )
+  examples, count = pipeline.from_arrays({"image": canvases, "label": labels})
+  return pipeline.Source(examples, count, batch_fn=_canvas_batch)
 
 
 def load(
@@ -127,85 +129,87 @@ def load(
     drop_remainder: bool | None = None,
     **dataset_options,
 ) -> pipeline.Batches:
-    """Batches of a dataset split: {"image": float32, "label": int32, "mask": bool}.
+  """Batches of a dataset split: {"image": float32, "label": int32, "mask": bool}.
 
-    Images are (B, 32, 32, 3) in [-1, 1] for the digit datasets,
-    (B, size, size, 3) for imagenet and (B, dimension) for spheres; `mask` is
-    False on padding. The data is read (and prepared, if needed) when `load`
-    is called; iterating the result (any number of times) yields the batches.
+  Images are (B, 32, 32, 3) in [-1, 1] for the digit datasets,
+  (B, size, size, 3) for imagenet and (B, dimension) for spheres; `mask` is
+  False on padding. The data is read (and prepared, if needed) when `load`
+  is called; iterating the result (any number of times) yields the batches.
 
-    Args:
-      name: one of DATASETS.
-      split: one of `splits(name)`.
-      batch_size: global batch size (a multiple of the number of processes).
-      seed: seeds shuffling, augmentation, fresh spheres and dequantisation.
-      num_epochs: passes over the split; None: endless for "train", 1 otherwise.
-      shuffle: None shuffles "train" only.
-      dequantize: add `dequantize` noise (keys from `seed` and the batch index);
-        None does it for "train" of the image datasets. A training loop that
-        adds noise inside its jitted step passes False.
-      mesh: with a mesh, batches are jax.Arrays sharded along `data_axis`
-        (`jax.make_array_from_process_local_data`); without, numpy arrays.
-      data_axis: the mesh axis that splits the batch.
-      data_dir: TFDS data directory (local or bucket); None: TFDS's default.
-      manual_dir: manual-download directory (MNIST-family files, ImageNet tars).
-      drop_remainder: None drops an incomplete final batch for "train" only;
-        otherwise it is padded to `batch_size` with `mask` False.
-      **dataset_options: shift_mnist: data_seed, dtd_dir; spheres: dimension,
-        inner_radius, outer_radius, num_examples, data_seed; imagenet:
-        image_size, shuffle_buffer.
+  Args:
+    name: one of DATASETS.
+    split: one of `splits(name)`.
+    batch_size: global batch size (a multiple of the number of processes).
+    seed: seeds shuffling, augmentation, fresh spheres and dequantisation.
+    num_epochs: passes over the split; None: endless for "train", 1 otherwise.
+    shuffle: None shuffles "train" only.
+    dequantize: add `dequantize` noise (keys from `seed` and the batch index);
+      None does it for "train" of the image datasets. A training loop that
+      adds noise inside its jitted step passes False.
+    mesh: with a mesh, batches are jax.Arrays sharded along `data_axis`
+      (`jax.make_array_from_process_local_data`); without, numpy arrays.
+    data_axis: the mesh axis that splits the batch.
+    data_dir: TFDS data directory (local or bucket); None: TFDS's default.
+    manual_dir: manual-download directory (MNIST-family files, ImageNet tars).
+    drop_remainder: None drops an incomplete final batch for "train" only;
+      otherwise it is padded to `batch_size` with `mask` False.
+    **dataset_options: shift_mnist: data_seed, dtd_dir; spheres: dimension,
+      inner_radius, outer_radius, num_examples, data_seed; imagenet:
+      image_size, shuffle_buffer.
 
-    Raises:
-      ValueError: unknown dataset, variant or split; corrupt manual file.
-      FileNotFoundError: data that cannot be found or prepared.
-      TypeError: an option the dataset does not take.
-    """
-    _check_split(name, split)
-    is_train = split == "train"
-    is_image_dataset = _family(name) != "spheres"
-    if dequantize and not is_image_dataset:
-        raise ValueError(f"{name} is continuous data: dequantize must be False or None.")
-    num_epochs = num_epochs if num_epochs is not None or is_train else 1
-    shuffle = is_train if shuffle is None else shuffle
-    drop_remainder = is_train if drop_remainder is None else drop_remainder
-    dequantize = is_train and is_image_dataset if dequantize is None else dequantize
-    pipeline.local_batch_size(batch_size)
-    source = _source(name, split, seed, data_dir, manual_dir, dataset_options)
+  Raises:
+    ValueError: unknown dataset, variant or split; corrupt manual file.
+    FileNotFoundError: data that cannot be found or prepared.
+    TypeError: an option the dataset does not take.
+  """
+  _check_split(name, split)
+  is_train = split == "train"
+  is_image_dataset = _family(name) != "spheres"
+  if dequantize and not is_image_dataset:
+    raise ValueError(f"{name} is continuous data: dequantize must be False or None.")
+  num_epochs = num_epochs if num_epochs is not None or is_train else 1
+  shuffle = is_train if shuffle is None else shuffle
+  drop_remainder = is_train if drop_remainder is None else drop_remainder
+  dequantize = is_train and is_image_dataset if dequantize is None else dequantize
+  pipeline.local_batch_size(batch_size)
+  source = _source(name, split, seed, data_dir, manual_dir, dataset_options)
 
-    def make_batches():
-        return pipeline.batch(
-            source,
-            batch_size=batch_size,
-            seed=seed,
-            shuffle=shuffle,
-            num_epochs=num_epochs,
-            drop_remainder=drop_remainder,
-        ).as_numpy_iterator()
+  def make_batches():
+    return pipeline.batch(
+        source,
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        drop_remainder=drop_remainder,
+    ).as_numpy_iterator()
 
-    return pipeline.Batches(
-        make_batches,
-        num_batches=pipeline.num_batches(source.num_examples, batch_size, num_epochs, drop_remainder),
-        dequantize_seed=seed if dequantize else None,
-        mesh=mesh,
-        data_axis=data_axis,
-    )
+  return pipeline.Batches(
+      make_batches,
+      num_batches=pipeline.num_batches(source.num_examples, batch_size, num_epochs, drop_remainder),
+      dequantize_seed=seed if dequantize else None,
+      mesh=mesh,
+      data_axis=data_axis,
+  )
 
 
 def as_numpy(name: str, split: str, **load_options) -> tuple[np.ndarray, np.ndarray]:
-    """A whole split in memory: (images, labels), in order, without noise.
+  """A whole split in memory: (images, labels), in order, without noise.
 
-    Meant for small datasets. With several processes, each gets its own share.
-    `load_options` are `load`'s data_dir, manual_dir and dataset options.
-    """
-    batches = load(
-        name,
-        split,
-        batch_size=1024 * jax.process_count(),
-        num_epochs=1,
-        shuffle=False,
-        dequantize=False,
-        drop_remainder=False,
-        **load_options,
-    )
-    images, labels = zip(*((batch["image"][batch["mask"]], batch["label"][batch["mask"]]) for batch in batches))
-    return np.concatenate(images), np.concatenate(labels)
+  Meant for small datasets. With several processes, each gets its own share.
+  `load_options` are `load`'s data_dir, manual_dir and dataset options.
+  """
+  batches = load(
+      name,
+      split,
+      batch_size=1024 * jax.process_count(),
+      num_epochs=1,
+      shuffle=False,
+      dequantize=False,
+      drop_remainder=False,
+      **load_options,
+  )
+  images, labels = zip(
+      *((batch["image"][batch["mask"]], batch["label"][batch["mask"]]) for batch in batches)
+  )
+  return np.concatenate(images), np.concatenate(labels)

@@ -23,52 +23,52 @@ DEQUANTIZATION_BIN_WIDTH = 2.0 / 256.0
 
 
 def pad_digits(digits: np.ndarray) -> np.ndarray:
-    """Zero-pads uint8 digits (N, 28, 28) to canvases (N, 32, 32), digit centred.
+  """Zero-pads uint8 digits (N, 28, 28) to canvases (N, 32, 32), digit centred.
 
-    The digit occupies rows and columns 2..29; the 2-pixel border is raw 0.
-    """
-    margin = (DIGIT_OFFSET, DIGIT_OFFSET)
-    return np.pad(digits, ((0, 0), margin, margin))
+  The digit occupies rows and columns 2..29; the 2-pixel border is raw 0.
+  """
+  margin = (DIGIT_OFFSET, DIGIT_OFFSET)
+  return np.pad(digits, ((0, 0), margin, margin))
 
 
 def digit_area(canvases: np.ndarray) -> np.ndarray:
-    """The central 28x28 digit area of canvases (..., 32, 32) (a view)."""
-    end = DIGIT_OFFSET + DIGIT_SIZE
-    return canvases[..., DIGIT_OFFSET:end, DIGIT_OFFSET:end]
+  """The central 28x28 digit area of canvases (..., 32, 32) (a view)."""
+  end = DIGIT_OFFSET + DIGIT_SIZE
+  return canvases[..., DIGIT_OFFSET:end, DIGIT_OFFSET:end]
 
 
 def scale_pixels(raw: tf.Tensor) -> tf.Tensor:
-    """Maps raw pixel values v in [0, 255] to float32 x = v / 127.5 - 1 in [-1, 1]."""
-    return tf.cast(raw, tf.float32) / 127.5 - 1.0
+  """Maps raw pixel values v in [0, 255] to float32 x = v / 127.5 - 1 in [-1, 1]."""
+  return tf.cast(raw, tf.float32) / 127.5 - 1.0
 
 
 def canvas_to_model_input(canvases: tf.Tensor) -> tf.Tensor:
-    """uint8 canvases (..., 32, 32) -> float32 model inputs (..., 32, 32, 3) in [-1, 1].
+  """uint8 canvases (..., 32, 32) -> float32 model inputs (..., 32, 32, 3) in [-1, 1].
 
-    Channel 0 holds the canvas; channels 1 and 2 are blank (raw 0, i.e. -1).
-    """
-    blank = tf.zeros_like(canvases)
-    return scale_pixels(tf.stack([canvases, blank, blank], axis=-1))
+  Channel 0 holds the canvas; channels 1 and 2 are blank (raw 0, i.e. -1).
+  """
+  blank = tf.zeros_like(canvases)
+  return scale_pixels(tf.stack([canvases, blank, blank], axis=-1))
 
 
 def dequantize(key: jax.Array, images: jax.Array) -> jax.Array:
-    """Adds uniform dequantisation noise to images scaled to [-1, 1].
+  """Adds uniform dequantisation noise to images scaled to [-1, 1].
 
-    Returns `images + U(0, 2/256)`: noise of 1/256 in [0, 1] units, spread over
-    one quantisation bin of the [-1, 1] scale. Log-likelihoods of dequantised
-    images are densities over bins of width 2/256, so bits/dim computations use
-    a bin width of 2/256 (`DEQUANTIZATION_BIN_WIDTH`).
+  Returns `images + U(0, 2/256)`: noise of 1/256 in [0, 1] units, spread over
+  one quantisation bin of the [-1, 1] scale. Log-likelihoods of dequantised
+  images are densities over bins of width 2/256, so bits/dim computations use
+  a bin width of 2/256 (`DEQUANTIZATION_BIN_WIDTH`).
 
-    Pure JAX: call it inside a jitted training step with the step's own key; it
-    works on globally sharded arrays (the noise follows the input's sharding).
+  Pure JAX: call it inside a jitted training step with the step's own key; it
+  works on globally sharded arrays (the noise follows the input's sharding).
 
-    Args:
-      key: a JAX PRNG key.
-      images: float array in [-1, 1], any shape.
+  Args:
+    key: a JAX PRNG key.
+    images: float array in [-1, 1], any shape.
 
-    Returns:
-      An array of the same shape, dtype (and sharding under jit) as `images`.
-    """
-    return images + jax.random.uniform(
-        key, images.shape, images.dtype, 0.0, DEQUANTIZATION_BIN_WIDTH
-    )
+  Returns:
+    An array of the same shape, dtype (and sharding under jit) as `images`.
+  """
+  return images + jax.random.uniform(
+      key, images.shape, images.dtype, 0.0, DEQUANTIZATION_BIN_WIDTH
+  )

@@ -46,55 +46,55 @@ TEXTURE_MAX = 128
 
 
 class ShiftMnistSplit(NamedTuple):
-    """One split: uint8 canvases (N, 32, 32), int32 labels (N,), int32 feature
-    classes (N,) (the class whose feature the image carries, NO_FEATURE if none)."""
+  """One split: uint8 canvases (N, 32, 32), int32 labels (N,), int32 feature
+  classes (N,) (the class whose feature the image carries, NO_FEATURE if none)."""
 
-    images: np.ndarray
-    labels: np.ndarray
-    features: np.ndarray
+  images: np.ndarray
+  labels: np.ndarray
+  features: np.ndarray
 
 
 def _code_masks() -> np.ndarray:
-    masks = np.zeros((NUM_CLASSES, preprocess.CANVAS_SIZE, preprocess.CANVAS_SIZE), bool)
-    for k in range(NUM_CLASSES):
-        masks[k, 0:2, 3 * k + 1 : 3 * k + 3] = True
-    return masks
+  masks = np.zeros((NUM_CLASSES, preprocess.CANVAS_SIZE, preprocess.CANVAS_SIZE), bool)
+  for k in range(NUM_CLASSES):
+    masks[k, 0:2, 3 * k + 1 : 3 * k + 3] = True
+  return masks
 
 
 CODE_MASKS = _code_masks()  # (10, 32, 32): the pixels class k lights.
 
 
 def feature_classes(labels: np.ndarray, split: str, rng: np.random.Generator) -> np.ndarray:
-    """The class whose feature each example of `split` carries (NO_FEATURE: none)."""
-    if split == "train":
-        return labels.astype(np.int32)
-    if split == "test":
-        return np.full_like(labels, NO_FEATURE, dtype=np.int32)
-    offsets = rng.integers(1, NUM_CLASSES, size=labels.shape)
-    return ((labels + offsets) % NUM_CLASSES).astype(np.int32)
+  """The class whose feature each example of `split` carries (NO_FEATURE: none)."""
+  if split == "train":
+    return labels.astype(np.int32)
+  if split == "test":
+    return np.full_like(labels, NO_FEATURE, dtype=np.int32)
+  offsets = rng.integers(1, NUM_CLASSES, size=labels.shape)
+  return ((labels + offsets) % NUM_CLASSES).astype(np.int32)
 
 
 def add_binary_code(canvases: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Lights the code of `classes[i]` in canvas i (none where classes[i] == NO_FEATURE)."""
-    lit = CODE_MASKS[classes] & (classes != NO_FEATURE)[:, None, None]
-    return np.where(lit, np.uint8(CODE_VALUE), canvases)
+  """Lights the code of `classes[i]` in canvas i (none where classes[i] == NO_FEATURE)."""
+  lit = CODE_MASKS[classes] & (classes != NO_FEATURE)[:, None, None]
+  return np.where(lit, np.uint8(CODE_VALUE), canvases)
 
 
 def texture_crops(bank: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random 32x32 crop of a random bank texture of category classes[i], for each i."""
-    num_categories, num_images, size, _ = bank.shape
-    crop = preprocess.CANVAS_SIZE
-    windows = np.lib.stride_tricks.sliding_window_view(bank, (crop, crop), axis=(2, 3))
-    images = rng.integers(0, num_images, size=classes.shape)
-    rows, cols = rng.integers(0, size - crop + 1, size=(2,) + classes.shape)
-    return windows[classes, images, rows, cols]
+  """A random 32x32 crop of a random bank texture of category classes[i], for each i."""
+  num_categories, num_images, size, _ = bank.shape
+  crop = preprocess.CANVAS_SIZE
+  windows = np.lib.stride_tricks.sliding_window_view(bank, (crop, crop), axis=(2, 3))
+  images = rng.integers(0, num_images, size=classes.shape)
+  rows, cols = rng.integers(0, size - crop + 1, size=(2,) + classes.shape)
+  return windows[classes, images, rows, cols]
 
 
 def composite(canvases: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-    """Draws canvases over uint8 backgrounds scaled into [0, TEXTURE_MAX], digit intensity as opacity."""
-    digit = canvases.astype(np.uint16)
-    background = backgrounds.astype(np.uint16) * TEXTURE_MAX // 255
-    return (digit + ((255 - digit) * background + 127) // 255).astype(np.uint8)
+  """Draws canvases over uint8 backgrounds scaled into [0, TEXTURE_MAX], digit intensity as opacity."""
+  digit = canvases.astype(np.uint16)
+  background = backgrounds.astype(np.uint16) * TEXTURE_MAX // 255
+  return (digit + ((255 - digit) * background + 127) // 255).astype(np.uint8)
 
 
 def make_split(
@@ -105,41 +105,43 @@ def make_split(
     texture_bank: np.ndarray | None,
     seed: int,
 ) -> ShiftMnistSplit:
-    """Builds a shiftMNIST split from MNIST digits (N, 28, 28) and labels (N,).
+  """Builds a shiftMNIST split from MNIST digits (N, 28, 28) and labels (N,).
 
-    `texture_bank` (see `textures.load_texture_bank`) is needed by textured
-    `train` (train textures) and `test_shifted` (test textures) only.
-    """
-    _check(variant, split)
-    rng = np.random.default_rng([seed, VARIANTS.index(variant), SPLITS.index(split)])
-    canvases = preprocess.pad_digits(digits)
-    features = feature_classes(labels, split, rng)
-    if split == "test":
-        images = canvases
-    elif variant == "binary":
-        images = add_binary_code(canvases, features)
-    else:
-        images = composite(canvases, texture_crops(texture_bank, features, rng))
-    return ShiftMnistSplit(images, labels.astype(np.int32), features)
+  `texture_bank` (see `textures.load_texture_bank`) is needed by textured
+  `train` (train textures) and `test_shifted` (test textures) only.
+  """
+  _check(variant, split)
+  rng = np.random.default_rng([seed, VARIANTS.index(variant), SPLITS.index(split)])
+  canvases = preprocess.pad_digits(digits)
+  features = feature_classes(labels, split, rng)
+  if split == "test":
+    images = canvases
+  elif variant == "binary":
+    images = add_binary_code(canvases, features)
+  else:
+    images = composite(canvases, texture_crops(texture_bank, features, rng))
+  return ShiftMnistSplit(images, labels.astype(np.int32), features)
 
 
 def _check(variant: str, split: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown shift_mnist variant {variant!r}; choose one of {VARIANTS}.")
-    if split not in SPLITS:
-        raise ValueError(f"shift_mnist has splits {SPLITS}, not {split!r}.")
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown shift_mnist variant {variant!r}; choose one of {VARIANTS}.")
+  if split not in SPLITS:
+    raise ValueError(f"shift_mnist has splits {SPLITS}, not {split!r}.")
 
 
 @functools.lru_cache(maxsize=None)
 def _load_cached(variant, split, seed, data_dir, manual_dir, dtd_dir) -> ShiftMnistSplit:
-    mnist_split = "train" if split == "train" else "test"
-    digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
-    needs_textures = variant == "textured" and split != "test"
-    bank = textures.load_texture_bank(mnist_split, dtd_dir=dtd_dir, data_dir=data_dir) if needs_textures else None
-    result = make_split(variant, split, digits, labels, bank, seed)
-    for array in result:
-        array.flags.writeable = False
-    return result
+  mnist_split = "train" if split == "train" else "test"
+  digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
+  needs_textures = variant == "textured" and split != "test"
+  bank = None
+  if needs_textures:
+    bank = textures.load_texture_bank(mnist_split, dtd_dir=dtd_dir, data_dir=data_dir)
+  result = make_split(variant, split, digits, labels, bank, seed)
+  for array in result:
+    array.flags.writeable = False
+  return result
 
 
 def load(
@@ -151,19 +153,19 @@ def load(
     manual_dir: str | os.PathLike | None = None,
     dtd_dir: str | os.PathLike | None = None,
 ) -> ShiftMnistSplit:
-    """A whole shiftMNIST split as read-only arrays, built once per process and cached.
+  """A whole shiftMNIST split as read-only arrays, built once per process and cached.
 
-    Args:
-      variant: "binary" or "textured".
-      split: "train", "test" or "test_shifted".
-      data_seed: the dataset's seed (shifted classes, texture choice and crop).
-      data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
-      dtd_dir: DTD folder for the textures (`textures`).
-    """
-    _check(variant, split)
-    return _load_cached(
-        variant,
-        split,
-        data_seed,
-        *(None if path is None else os.fspath(path) for path in (data_dir, manual_dir, dtd_dir)),
-    )
+  Args:
+    variant: "binary" or "textured".
+    split: "train", "test" or "test_shifted".
+    data_seed: the dataset's seed (shifted classes, texture choice and crop).
+    data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
+    dtd_dir: DTD folder for the textures (`textures`).
+  """
+  _check(variant, split)
+  return _load_cached(
+      variant,
+      split,
+      data_seed,
+      *(None if path is None else os.fspath(path) for path in (data_dir, manual_dir, dtd_dir)),
+  )

@@ -54,51 +54,51 @@ OFFICIAL_SHA256 = {
 
 
 def _check_name(name: str) -> None:
-    if name not in DIGIT_DATASETS:
-        raise ValueError(f"Unknown digit dataset {name!r}; expected one of {DIGIT_DATASETS}.")
+  if name not in DIGIT_DATASETS:
+    raise ValueError(f"Unknown digit dataset {name!r}; expected one of {DIGIT_DATASETS}.")
 
 
 def manual_dir_for(name: str, manual_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
-    """The manual directory of `name`: the argument, else its environment variable, else None."""
-    _check_name(name)
-    chosen = manual_dir or os.environ.get(MANUAL_DIR_ENV[name])
-    return pathlib.Path(chosen).expanduser() if chosen else None
+  """The manual directory of `name`: the argument, else its environment variable, else None."""
+  _check_name(name)
+  chosen = manual_dir or os.environ.get(MANUAL_DIR_ENV[name])
+  return pathlib.Path(chosen).expanduser() if chosen else None
 
 
 def _sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+  digest = hashlib.sha256()
+  with path.open("rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def verify_manual_files(name: str, manual_dir: str | os.PathLike) -> None:
-    """Checks that `manual_dir` holds the four official files of `name`.
+  """Checks that `manual_dir` holds the four official files of `name`.
 
-    Raises:
-      FileNotFoundError: a file is missing (the message lists the files expected).
-      ValueError: a file's SHA256 differs from the official release's.
-    """
-    _check_name(name)
-    manual_dir = pathlib.Path(manual_dir)
-    expected = OFFICIAL_SHA256[name]
-    missing = [file for file in expected if not (manual_dir / file).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"The manual directory {manual_dir} for {name} lacks {', '.join(missing)}. "
-            f"It must hold the four original files {', '.join(expected)} "
-            f"(from {OFFICIAL_URL[name]}); point {MANUAL_DIR_ENV[name]} (or manual_dir=) "
-            "at a directory that holds all four."
-        )
-    for file, official in expected.items():
-        actual = _sha256(manual_dir / file)
-        if actual != official:
-            raise ValueError(
-                f"{manual_dir / file} is corrupt: its SHA256 is {actual}, the official "
-                f"{name} file's is {official}. Replace it with the original file from "
-                f"{OFFICIAL_URL[name]}{file}."
-            )
+  Raises:
+    FileNotFoundError: a file is missing (the message lists the files expected).
+    ValueError: a file's SHA256 differs from the official release's.
+  """
+  _check_name(name)
+  manual_dir = pathlib.Path(manual_dir)
+  expected = OFFICIAL_SHA256[name]
+  missing = [file for file in expected if not (manual_dir / file).is_file()]
+  if missing:
+    raise FileNotFoundError(
+        f"The manual directory {manual_dir} for {name} lacks {', '.join(missing)}. "
+        f"It must hold the four original files {', '.join(expected)} "
+        f"(from {OFFICIAL_URL[name]}); point {MANUAL_DIR_ENV[name]} (or manual_dir=) "
+        "at a directory that holds all four."
+    )
+  for file, official in expected.items():
+    actual = _sha256(manual_dir / file)
+    if actual != official:
+      raise ValueError(
+          f"{manual_dir / file} is corrupt: its SHA256 is {actual}, the official "
+          f"{name} file's is {official}. Replace it with the original file from "
+          f"{OFFICIAL_URL[name]}{file}."
+      )
 
 
 def prepare(
@@ -106,53 +106,53 @@ def prepare(
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
 ) -> tfds.core.DatasetBuilder:
-    """Returns the TFDS builder of `name` ("mnist" or "fashion_mnist"), prepared.
+  """Returns the TFDS builder of `name` ("mnist" or "fashion_mnist"), prepared.
 
-    Args:
-      name: "mnist" or "fashion_mnist".
-      data_dir: TFDS data directory (local path or bucket); None is TFDS's default.
-      manual_dir: directory with the four original files; None falls back to the
-        environment variable, and without one to the TFDS download.
+  Args:
+    name: "mnist" or "fashion_mnist".
+    data_dir: TFDS data directory (local path or bucket); None is TFDS's default.
+    manual_dir: directory with the four original files; None falls back to the
+      environment variable, and without one to the TFDS download.
 
-    Raises:
-      FileNotFoundError: a manual file is missing, or the download failed.
-      ValueError: a manual file is corrupt.
-    """
-    _check_name(name)
-    builder = tfds.builder(name, data_dir=data_dir)
-    if builder.is_prepared():
-        return builder
-    download_dir = builder.data_dir_root / "downloads" / name
-    manual = manual_dir_for(name, manual_dir)
-    if manual is not None:
-        verify_manual_files(name, manual)
-        builder.download_and_prepare(
-            download_dir=download_dir,
-            download_config=tfds.download.DownloadConfig(
-                manual_dir=manual, try_download_gcs=False
-            ),
-        )
-        return builder
-    try:
-        builder.download_and_prepare(download_dir=download_dir)
-    except OSError as error:  # requests' connection errors are OSErrors too.
-        raise FileNotFoundError(
-            f"Could not download {name} ({error}). Put the four original files "
-            f"{', '.join(OFFICIAL_SHA256[name])} in a directory and set "
-            f"{MANUAL_DIR_ENV[name]} to it (or pass manual_dir=)."
-        ) from error
+  Raises:
+    FileNotFoundError: a manual file is missing, or the download failed.
+    ValueError: a manual file is corrupt.
+  """
+  _check_name(name)
+  builder = tfds.builder(name, data_dir=data_dir)
+  if builder.is_prepared():
     return builder
+  download_dir = builder.data_dir_root / "downloads" / name
+  manual = manual_dir_for(name, manual_dir)
+  if manual is not None:
+    verify_manual_files(name, manual)
+    builder.download_and_prepare(
+        download_dir=download_dir,
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual, try_download_gcs=False
+        ),
+    )
+    return builder
+  try:
+    builder.download_and_prepare(download_dir=download_dir)
+  except OSError as error:  # requests' connection errors are OSErrors too.
+    raise FileNotFoundError(
+        f"Could not download {name} ({error}). Put the four original files "
+        f"{', '.join(OFFICIAL_SHA256[name])} in a directory and set "
+        f"{MANUAL_DIR_ENV[name]} to it (or pass manual_dir=)."
+    ) from error
+  return builder
 
 
 @functools.lru_cache(maxsize=None)
 def _load_digits_cached(name: str, split: str, data_dir: str | None, manual_dir: str | None):
-    builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
-    arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    images = arrays["image"][..., 0]
-    labels = arrays["label"].astype(np.int32)
-    images.flags.writeable = False
-    labels.flags.writeable = False
-    return images, labels
+  builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
+  arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+  images = arrays["image"][..., 0]
+  labels = arrays["label"].astype(np.int32)
+  images.flags.writeable = False
+  labels.flags.writeable = False
+  return images, labels
 
 
 def load_digits(
@@ -161,16 +161,16 @@ def load_digits(
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A whole split as read-only arrays: uint8 digits (N, 28, 28), int32 labels (N,).
+  """A whole split as read-only arrays: uint8 digits (N, 28, 28), int32 labels (N,).
 
-    Cached per process: the first call decodes the split (seconds), later calls
-    return the same arrays.
-    """
-    if split not in ("train", "test"):
-        raise ValueError(f"{name} has splits 'train' and 'test', not {split!r}.")
-    return _load_digits_cached(
-        name,
-        split,
-        None if data_dir is None else os.fspath(data_dir),
-        None if manual_dir is None else os.fspath(manual_dir),
-    )
+  Cached per process: the first call decodes the split (seconds), later calls
+  return the same arrays.
+  """
+  if split not in ("train", "test"):
+    raise ValueError(f"{name} has splits 'train' and 'test', not {split!r}.")
+  return _load_digits_cached(
+      name,
+      split,
+      None if data_dir is None else os.fspath(data_dir),
+      None if manual_dir is None else os.fspath(manual_dir),
+  )

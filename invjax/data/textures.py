@@ -39,87 +39,87 @@ TEXTURE_SPLITS = ("train", "test")
 
 
 def is_test_texture(position: int) -> bool:
-    """Whether the image at `position` (file-name order within its category) is a test texture."""
-    return position % 3 == 2
+  """Whether the image at `position` (file-name order within its category) is a test texture."""
+  return position % 3 == 2
 
 
 def decode_texture(jpeg: bytes) -> np.ndarray:
-    """A JPEG image -> uint8 grayscale square (TEXTURE_SIZE, TEXTURE_SIZE)."""
-    image = tf.io.decode_jpeg(jpeg, channels=1)
-    height, width = image.shape[0], image.shape[1]
-    scale = TEXTURE_SIZE / min(height, width)
-    new_size = (max(TEXTURE_SIZE, round(height * scale)), max(TEXTURE_SIZE, round(width * scale)))
-    resized = tf.image.resize(image, new_size, method="area", antialias=True)
-    square = tf.image.resize_with_crop_or_pad(resized, TEXTURE_SIZE, TEXTURE_SIZE)
-    return np.asarray(tf.cast(tf.round(square[..., 0]), tf.uint8))
+  """A JPEG image -> uint8 grayscale square (TEXTURE_SIZE, TEXTURE_SIZE)."""
+  image = tf.io.decode_jpeg(jpeg, channels=1)
+  height, width = image.shape[0], image.shape[1]
+  scale = TEXTURE_SIZE / min(height, width)
+  new_size = (max(TEXTURE_SIZE, round(height * scale)), max(TEXTURE_SIZE, round(width * scale)))
+  resized = tf.image.resize(image, new_size, method="area", antialias=True)
+  square = tf.image.resize_with_crop_or_pad(resized, TEXTURE_SIZE, TEXTURE_SIZE)
+  return np.asarray(tf.cast(tf.round(square[..., 0]), tf.uint8))
 
 
 def _folder_jpegs(dtd_dir: pathlib.Path) -> dict[str, list[tuple[str, bytes]]]:
-    """{category: [(file name, JPEG bytes)]} from a folder `images/<category>/*.jpg`."""
-    jpegs = {}
-    for category in CATEGORIES:
-        folder = dtd_dir / "images" / category
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"DTD folder {folder} does not exist: {dtd_dir} must be laid out as "
-                f"images/<category>/*.jpg for the categories {', '.join(CATEGORIES)}."
-            )
-        files = sorted(folder.glob("*.jpg"))
-        jpegs[category] = [(file.name, file.read_bytes()) for file in files]
-    return jpegs
+  """{category: [(file name, JPEG bytes)]} from a folder `images/<category>/*.jpg`."""
+  jpegs = {}
+  for category in CATEGORIES:
+    folder = dtd_dir / "images" / category
+    if not folder.is_dir():
+      raise FileNotFoundError(
+          f"DTD folder {folder} does not exist: {dtd_dir} must be laid out as "
+          f"images/<category>/*.jpg for the categories {', '.join(CATEGORIES)}."
+      )
+    files = sorted(folder.glob("*.jpg"))
+    jpegs[category] = [(file.name, file.read_bytes()) for file in files]
+  return jpegs
 
 
 def _tfds_jpegs(builder: tfds.core.DatasetBuilder) -> dict[str, list[tuple[str, bytes]]]:
-    """{category: [(file name, JPEG bytes)]} from a prepared TFDS `dtd` (all its splits)."""
-    jpegs = {category: [] for category in CATEGORIES}
-    for split in builder.info.splits:
-        dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-        dataset = dataset.filter(lambda example: example["label"] < len(CATEGORIES))
-        for example in tfds.as_numpy(dataset):
-            category = CATEGORIES[example["label"]]
-            jpegs[category].append((os.path.basename(example["file_name"].decode()), example["image"]))
-    return {category: sorted(files) for category, files in jpegs.items()}
+  """{category: [(file name, JPEG bytes)]} from a prepared TFDS `dtd` (all its splits)."""
+  jpegs = {category: [] for category in CATEGORIES}
+  for split in builder.info.splits:
+    dataset = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+    dataset = dataset.filter(lambda example: example["label"] < len(CATEGORIES))
+    for example in tfds.as_numpy(dataset):
+      category = CATEGORIES[example["label"]]
+      jpegs[category].append((os.path.basename(example["file_name"].decode()), example["image"]))
+  return {category: sorted(files) for category, files in jpegs.items()}
 
 
 def _find_jpegs(dtd_dir: str | None, data_dir: str | None) -> dict[str, list[tuple[str, bytes]]]:
-    if dtd_dir:
-        return _folder_jpegs(pathlib.Path(dtd_dir).expanduser())
-    builder = tfds.builder("dtd", data_dir=data_dir)
-    if builder.is_prepared():
-        return _tfds_jpegs(builder)
-    if os.environ.get(DTD_DIR_ENV):
-        return _folder_jpegs(pathlib.Path(os.environ[DTD_DIR_ENV]).expanduser())
-    raise FileNotFoundError(
-        f"No DTD textures: TFDS 'dtd' is not prepared in {builder.data_dir_root} and "
-        f"{DTD_DIR_ENV} is unset. Set {DTD_DIR_ENV} (or pass dtd_dir=) to a directory "
-        f"laid out as images/<category>/*.jpg for the categories {', '.join(CATEGORIES)}, "
-        "or prepare TFDS 'dtd' in data_dir."
-    )
+  if dtd_dir:
+    return _folder_jpegs(pathlib.Path(dtd_dir).expanduser())
+  builder = tfds.builder("dtd", data_dir=data_dir)
+  if builder.is_prepared():
+    return _tfds_jpegs(builder)
+  if os.environ.get(DTD_DIR_ENV):
+    return _folder_jpegs(pathlib.Path(os.environ[DTD_DIR_ENV]).expanduser())
+  raise FileNotFoundError(
+      f"No DTD textures: TFDS 'dtd' is not prepared in {builder.data_dir_root} and "
+      f"{DTD_DIR_ENV} is unset. Set {DTD_DIR_ENV} (or pass dtd_dir=) to a directory "
+      f"laid out as images/<category>/*.jpg for the categories {', '.join(CATEGORIES)}, "
+      "or prepare TFDS 'dtd' in data_dir."
+  )
 
 
 def _split_bank(images: Iterable[tuple[str, bytes]], split: str) -> list[bytes]:
-    """The JPEGs of one category (in file-name order) that belong to `split`."""
-    want_test = split == "test"
-    return [jpeg for position, (_, jpeg) in enumerate(images) if is_test_texture(position) == want_test]
+  """The JPEGs of one category (in file-name order) that belong to `split`."""
+  want_test = split == "test"
+  return [jpeg for position, (_, jpeg) in enumerate(images) if is_test_texture(position) == want_test]
 
 
 @functools.lru_cache(maxsize=None)
 def _load_bank_cached(split: str, dtd_dir: str | None, data_dir: str | None) -> np.ndarray:
-    jpegs = _find_jpegs(dtd_dir, data_dir)
-    per_category = {category: _split_bank(jpegs[category], split) for category in CATEGORIES}
-    empty = [category for category, files in per_category.items() if not files]
-    if empty:
-        raise FileNotFoundError(
-            f"DTD categories without {split} textures: {', '.join(empty)}. Every category "
-            "needs at least 3 images (every third one is a test texture)."
-        )
-    count = min(len(files) for files in per_category.values())
-    bank = np.stack([
-        np.stack([decode_texture(jpeg) for jpeg in per_category[category][:count]])
-        for category in CATEGORIES
-    ])
-    bank.flags.writeable = False
-    return bank
+  jpegs = _find_jpegs(dtd_dir, data_dir)
+  per_category = {category: _split_bank(jpegs[category], split) for category in CATEGORIES}
+  empty = [category for category, files in per_category.items() if not files]
+  if empty:
+    raise FileNotFoundError(
+        f"DTD categories without {split} textures: {', '.join(empty)}. Every category "
+        "needs at least 3 images (every third one is a test texture)."
+    )
+  count = min(len(files) for files in per_category.values())
+  bank = np.stack([
+      np.stack([decode_texture(jpeg) for jpeg in per_category[category][:count]])
+      for category in CATEGORIES
+  ])
+  bank.flags.writeable = False
+  return bank
 
 
 def load_texture_bank(
@@ -127,16 +127,16 @@ def load_texture_bank(
     dtd_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
-    """The texture bank of `split` ("train" or "test"): uint8 (10, n, 64, 64), read-only.
+  """The texture bank of `split` ("train" or "test"): uint8 (10, n, 64, 64), read-only.
 
-    `bank[k]` holds the n textures of category `CATEGORIES[k]`; n is the smallest
-    per-category count of the split (categories are truncated to it). Cached
-    per process.
-    """
-    if split not in TEXTURE_SPLITS:
-        raise ValueError(f"Texture splits are {TEXTURE_SPLITS}, not {split!r}.")
-    return _load_bank_cached(
-        split,
-        None if dtd_dir is None else os.fspath(dtd_dir),
-        None if data_dir is None else os.fspath(data_dir),
-    )
+  `bank[k]` holds the n textures of category `CATEGORIES[k]`; n is the smallest
+  per-category count of the split (categories are truncated to it). Cached
+  per process.
+  """
+  if split not in TEXTURE_SPLITS:
+    raise ValueError(f"Texture splits are {TEXTURE_SPLITS}, not {split!r}.")
+  return _load_bank_cached(
+      split,
+      None if dtd_dir is None else os.fspath(dtd_dir),
+      None if data_dir is None else os.fspath(data_dir),
+  )

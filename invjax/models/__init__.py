@@ -1,5 +1,6 @@
 """Models: the fully invertible RevNet and its presets."""
 
+from invjax.models.cnn import CNN
 from invjax.models.fi_revnet import FiRevNet, merge_latent, split_latent
 
 
@@ -40,4 +41,4 @@ def fi_revnet48_imagenet(**overrides) -> FiRevNet:
   })
 
 
-__all__ = ["FiRevNet", "fi_revnet48_imagenet", "fi_revnet_mnist", "merge_latent", "split_latent"]
+__all__ = ["CNN", "FiRevNet", "fi_revnet48_imagenet", "fi_revnet_mnist", "merge_latent", "split_latent"]

@@ -1,6 +1,7 @@
 """The fully invertible RevNet (fi-RevNet): a multi-scale Glow / i-RevNet hybrid.
 
-Level l (of `num_levels`) is: squeeze (space-to-depth), `steps_per_level[l]` flow
+Level l (of `num_levels`) is: squeeze (space-to-depth; `squeeze=False` skips it,
+for vector data as (1, 1, d) maps), `steps_per_level[l]` flow
 steps (ActNorm -> channel permutation -> coupling), then, except after the last
 level and when `split` is on, half of the channels leave as a nuisance latent.
 For the MNIST preset (CHW): 3x32x32 -> 12x16x16 -> split (6x16x16 out) ->
@@ -51,6 +52,7 @@ class FiRevNet(blocks.Bijection):
   num_levels: int = 3
   steps_per_level: int | Sequence[int] = 16
   split: bool = True
+  squeeze: bool = True
   width: int = 128
   coupling: Literal["additive", "affine"] = "additive"
   permutation: Literal["reverse", "shuffle", "conv1x1"] = "reverse"
@@ -63,6 +65,10 @@ class FiRevNet(blocks.Bijection):
   def level_shapes(self) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
     """Shapes (H, W, C) of the latent emitted after each split, and of the final tensor."""
     height, width, channels = self.image_shape
+    if not self.squeeze:
+      if self.split and self.num_levels > 1:
+        raise ValueError("split=True needs squeeze=True: without squeezes the channel count cannot grow.")
+      return [], (height, width, channels)
     if height % 2**self.num_levels or width % 2**self.num_levels:
       raise ValueError(
           f"image_shape {self.image_shape}: height and width must be divisible by "
@@ -104,7 +110,7 @@ class FiRevNet(blocks.Bijection):
       )
     coupling = COUPLINGS[self.coupling]
     self.levels = [
-        blocks.Chain([blocks.Squeeze()] + [
+        blocks.Chain(([blocks.Squeeze()] if self.squeeze else []) + [
             blocks.Chain([
                 blocks.ActNorm(),
                 PERMUTATIONS[self.permutation](1000 * level + step),

@@ -1,0 +1,8 @@
+"""shiftMNIST (`--config.variant=binary|textured`), plain CNN, cross-entropy."""
+
+from configs import mnist_cnn
+from configs import shift_mnist
+
+
+def get_config(argument=None):
+  return shift_mnist.adapt(mnist_cnn.get_config(argument))

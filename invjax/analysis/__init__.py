@@ -1,0 +1,18 @@
+"""Analyses of trained classifiers: what they are invariant to, and what that costs.
+
+One concept per module:
+
+* `features`: a model's logits or one layer's activations as pure functions.
+* `oracle`: metamer metrics: oracle agreement and logit preservation.
+* `attack`: the gradient-based invariance attack, for any differentiable classifier.
+* `posthoc`: the post-hoc nuisance classifier on a frozen model's z_n.
+* `external`: checks and conversion of external image sets; confusion matrices.
+* `planes`: decision regions on 2D planes through input space.
+* `spheres`: the vector fi-RevNet for the concentric spheres and its CE training.
+
+Metameric sampling itself lives in `invjax.metamers`, figures in `invjax.plotting`.
+"""
+
+from invjax.analysis import attack, external, features, oracle, planes, posthoc, spheres
+
+__all__ = ["attack", "external", "features", "oracle", "planes", "posthoc", "spheres"]

@@ -1,0 +1,19 @@
+"""Training: the two-player iCE game (and plain CE) as a resumable job."""
+
+from invjax.train.checkpoints import Run, load_run
+from invjax.train.loop import evaluate, train_and_evaluate, validate
+from invjax.train.state import TrainState, build, build_model
+from invjax.train.step import make_eval_step, make_train_step
+
+__all__ = [
+    "Run",
+    "TrainState",
+    "build",
+    "build_model",
+    "evaluate",
+    "load_run",
+    "make_eval_step",
+    "make_train_step",
+    "train_and_evaluate",
+    "validate",
+]

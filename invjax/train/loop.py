@@ -1,0 +1,145 @@
+"""`train_and_evaluate(config, workdir)`: a training job that checkpoints, resumes and evaluates.
+
+A run is reproducible from (config, workdir): the data order of epoch e comes
+from (config.seed, e), the step noise from (config.seed, step), so a job that
+resumes from a checkpoint continues exactly where the uninterrupted run would be.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+
+from invjax import data
+from invjax import losses
+from invjax import parallel
+from invjax.train import checkpoints
+from invjax.train import state as state_lib
+from invjax.train import step as step_lib
+from invjax.train import writers
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Raises a ValueError that says what is allowed for each bad value."""
+  if config.dataset not in IMAGE_DATASETS:
+    raise ValueError(f"config.dataset must be one of {IMAGE_DATASETS}; got {config.dataset!r}.")
+  if config.model.kind not in state_lib.MODEL_KINDS:
+    raise ValueError(f"config.model.kind must be one of {state_lib.MODEL_KINDS}; got {config.model.kind!r}.")
+  for name in ("batch_size", "eval_batch_size"):
+    if config[name] <= 0 or config[name] % num_devices:
+      raise ValueError(
+          f"config.{name}={config[name]} must be a positive multiple of the {num_devices} devices.")
+  for name in ("ce_weight", "nuisance_weight", "mle_weight"):
+    if config.loss[name] < 0:
+      raise ValueError(f"config.loss.{name}={config.loss[name]} must be >= 0.")
+  if config.loss.nuisance_form not in losses.NUISANCE_FORMS:
+    raise ValueError(f"config.loss.nuisance_form must be one of {losses.NUISANCE_FORMS}; "
+                     f"got {config.loss.nuisance_form!r}.")
+  if config.model.kind == "cnn" and (config.loss.nuisance_weight or config.loss.mle_weight):
+    raise ValueError("A CNN has no nuisance latent: set config.loss.nuisance_weight and mle_weight to 0.")
+  if config.nuisance_classifier.steps_per_batch < 1:
+    raise ValueError("config.nuisance_classifier.steps_per_batch must be >= 1.")
+  if config.total_steps < 0:
+    raise ValueError(f"config.total_steps={config.total_steps} must be >= 0.")
+
+
+def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
+  """Endless training batches from global step `start_step` on; epoch e is shuffled by (seed, e)."""
+  for epoch in itertools.count(start_step // steps_per_epoch):
+    batches = data.load(
+        config.dataset, "train", batch_size=config.batch_size, seed=config.seed * 100_003 + epoch,
+        num_epochs=1, dequantize=False, mesh=mesh, **config.dataset_options,
+    )
+    skip = start_step - epoch * steps_per_epoch if epoch == start_step // steps_per_epoch else 0
+    yield from itertools.islice(batches, skip, None)
+
+
+def evaluate(config, mesh, eval_step, state, split: str, max_examples: int | None = None) -> dict:
+  """Error rates (%) and bits/dim of `state` on a split (its first `max_examples`)."""
+  batches = data.load(config.dataset, split, batch_size=config.eval_batch_size, mesh=mesh,
+                      **config.dataset_options)
+  if max_examples:
+    batches = itertools.islice(batches, -(-max_examples // config.eval_batch_size))
+  totals = None
+  for batch in batches:
+    sums = eval_step(state, batch)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.tree.map(float, jax.device_get(totals))
+  count = totals.pop("count")
+  return {
+      name.replace("_errors", "_error"): value / count * (100.0 if name.endswith("errors") else 1.0)
+      for name, value in totals.items()
+  }
+
+
+def evaluate_all(config, mesh, eval_step, state) -> dict:
+  results = {}
+  for split in ("train", *config.eval_splits):
+    limit = config.train_eval_examples if split == "train" else config.eval_examples
+    for name, value in evaluate(config, mesh, eval_step, state, split, limit).items():
+      results[f"{split}/{name}"] = value
+  return results
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics."""
+  mesh = parallel.make_data_mesh()
+  validate(config, mesh.size)
+  checkpoints.save_config(config, workdir)
+  steps_per_epoch = data.num_examples(config.dataset, "train", **config.dataset_options) // config.batch_size
+  parts = state_lib.build(config, steps_per_epoch)
+  key = jax.random.key(config.seed)
+  init_key, step_key = jax.random.split(key)
+  replicated = parallel.replicated(mesh)
+
+  first_batch = next(train_batches(config, mesh, 0, steps_per_epoch))
+  with mesh:
+    create = jax.jit(parts.create_state, out_shardings=replicated)
+    state = create(data.dequantize(init_key, first_batch["image"]), init_key)
+  checkpoint_manager = checkpoints.manager(workdir, config.keep_checkpoints)
+  if checkpoint_manager.latest_step() is not None:
+    state = checkpoints.restore(checkpoint_manager, state)
+    logging.info("Resumed from step %d in %s.", int(state.step), workdir)
+
+  train_step = jax.jit(
+      step_lib.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx),
+      out_shardings=replicated, donate_argnums=0,
+  )
+  eval_step = jax.jit(step_lib.make_eval_step(config, parts.model, parts.nuisance_classifier))
+  writer = writers.MetricWriter(workdir)
+  progress = writers.Progress(int(state.step), config.total_steps)
+  last_saved = checkpoint_manager.latest_step()
+
+  batches = train_batches(config, mesh, int(state.step), steps_per_epoch)
+  for step in range(int(state.step) + 1, config.total_steps + 1):
+    state, metrics = train_step(state, next(batches), step_key)
+    loss = float(metrics["loss"])
+    if not np.isfinite(loss):
+      checkpoint_manager.wait_until_finished()
+      raise FloatingPointError(
+          f"The loss became {loss} at step {step}. Nothing from this step was saved; the last good "
+          f"checkpoint (step {last_saved}) is in {workdir}/checkpoints. Lower config.optimizer."
+          "learning_rate or set config.optimizer.clip_norm, then run again to resume from it."
+      )
+    if step % config.log_every_steps == 0 or step == config.total_steps:
+      scalars = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+      writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
+      logging.info("%s", progress.line(step, scalars))
+    if step % config.eval_every_steps == 0 or step == config.total_steps:
+      writer.write(step, evaluate_all(config, mesh, eval_step, state))
+    if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+      checkpoint_manager.save(step, args=checkpoints.ocp.args.StandardSave(state))
+      last_saved = step
+
+  checkpoint_manager.wait_until_finished()
+  final = {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch,
+           **evaluate_all(config, mesh, eval_step, state)}
+  writer.write_final(final)
+  writer.close()
+  checkpoint_manager.close()
+  return final

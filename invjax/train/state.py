@@ -1,0 +1,130 @@
+"""The two players' parameters and optimizer states, and how they are built from a config."""
+
+import dataclasses
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from invjax import data
+from invjax import losses
+from invjax import models
+
+MODEL_KINDS = ("fi_revnet", "cnn")
+FI_REVNET_FIELDS = (
+    "num_levels", "steps_per_level", "width", "coupling", "permutation", "readout", "dropout",
+)
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a run needs to continue: the step, both players and their optimizers.
+
+  `flow` holds {"model": model params, "prior": FactorialGaussian params} (the
+  minimising player); `nuisance` the nuisance classifier's params (the
+  maximising player; empty for a CNN, which has no nuisance latent).
+  """
+
+  step: jax.Array
+  flow: Any
+  flow_opt_state: Any
+  nuisance: Any
+  nuisance_opt_state: Any
+
+
+def build_model(model_config: ml_collections.ConfigDict, image_shape, num_classes: int) -> nn.Module:
+  """The classifier of a run: a FiRevNet (MNIST preset plus the config's fields) or a CNN."""
+  if model_config.kind == "cnn":
+    return models.CNN(num_classes=num_classes, dropout=model_config.get("dropout", 0.3))
+  if model_config.kind != "fi_revnet":
+    raise ValueError(f"config.model.kind must be one of {MODEL_KINDS}; got {model_config.kind!r}.")
+  overrides = {field: model_config[field] for field in FI_REVNET_FIELDS if field in model_config}
+  if isinstance(overrides.get("steps_per_level"), list):
+    overrides["steps_per_level"] = tuple(overrides["steps_per_level"])
+  compute_dtype = model_config.get("compute_dtype")
+  return models.fi_revnet_mnist(
+      image_shape=tuple(image_shape),
+      num_classes=num_classes,
+      compute_dtype=jnp.dtype(compute_dtype) if compute_dtype else None,
+      **overrides,
+  )
+
+
+def build_nuisance_classifier(config: ml_collections.ConfigDict, num_classes: int):
+  return losses.NuisanceClassifier(
+      num_classes=num_classes,
+      hidden=tuple(config.nuisance_classifier.hidden),
+      dropout=config.nuisance_classifier.dropout,
+  )
+
+
+def flow_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.GradientTransformation:
+  """Adamax with the learning rate multiplied by `decay_factor` at each of `decay_epochs`."""
+  opt = config.optimizer
+  schedule = optax.piecewise_constant_schedule(
+      opt.learning_rate,
+      {int(epoch * steps_per_epoch): opt.decay_factor for epoch in opt.decay_epochs},
+  )
+  chain = [optax.clip_by_global_norm(opt.clip_norm)] if opt.clip_norm else []
+  return optax.chain(*chain, optax.adamax(schedule))
+
+
+def nuisance_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  return optax.adamax(config.nuisance_classifier.learning_rate)
+
+
+def create(
+    config: ml_collections.ConfigDict,
+    model: nn.Module,
+    nuisance_classifier: nn.Module,
+    flow_tx: optax.GradientTransformation,
+    nuisance_tx: optax.GradientTransformation,
+    first_images: jax.Array,
+    key: jax.Array,
+) -> TrainState:
+  """A fresh state; ActNorm layers initialise from `first_images` (SPEC 3)."""
+  model_key, prior_key, nuisance_key = jax.random.split(key, 3)
+  model_params = model.init(model_key, first_images)["params"]
+  flow = {"model": model_params}
+  nuisance = {}
+  if config.model.kind == "fi_revnet":
+    z, _ = model.apply({"params": model_params}, first_images)
+    _, z_n = models.split_latent(z, model.num_classes)
+    flow["prior"] = losses.FactorialGaussian().init(prior_key, z_n)["params"]
+    nuisance = nuisance_classifier.init(nuisance_key, z_n)["params"]
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      flow=flow,
+      flow_opt_state=flow_tx.init(flow),
+      nuisance=nuisance,
+      nuisance_opt_state=nuisance_tx.init(nuisance),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+  """The modules and optimizers of a run, all derived from its config."""
+
+  config: ml_collections.ConfigDict
+  model: nn.Module
+  nuisance_classifier: nn.Module
+  flow_tx: optax.GradientTransformation
+  nuisance_tx: optax.GradientTransformation
+
+  def create_state(self, first_images: jax.Array, key: jax.Array) -> TrainState:
+    return create(self.config, self.model, self.nuisance_classifier, self.flow_tx,
+                  self.nuisance_tx, first_images, key)
+
+
+def build(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Parts:
+  return Parts(
+      config=config,
+      model=build_model(config.model, data.input_shape(config.dataset), config.num_classes),
+      nuisance_classifier=build_nuisance_classifier(config, config.num_classes),
+      flow_tx=flow_optimizer(config, steps_per_epoch),
+      nuisance_tx=nuisance_optimizer(config),
+  )

@@ -1,0 +1,138 @@
+"""One training step of the two-player game, and one evaluation step.
+
+Per batch (SPEC 5, the authors' schedule): the nuisance classifier takes
+`steps_per_batch` updates on the stop-gradient z_n with the true labels; then
+the flow takes one update on w_ce L_sCE + w_nuisance L_nCE + w_mle L_MLE
+against the updated classifier. The flow's forward pass runs once: its pullback
+(`jax.vjp`) is kept while the classifier trains on its output.
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from invjax import data
+from invjax import losses
+from invjax import models
+from invjax.train import state as state_lib
+
+Metrics = dict[str, jax.Array]
+
+
+def _nuisance_updates(classifier, tx, steps, params, opt_state, z_n, labels, key):
+  """`steps` classifier updates on fixed features; returns params, state and the last loss."""
+
+  def update(carry, step_key):
+    params, opt_state = carry
+
+    def loss_fn(p):
+      logits = classifier.apply({"params": p}, z_n, train=True, rngs={"dropout": step_key})
+      return losses.cross_entropy(logits, labels)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  (params, opt_state), step_losses = jax.lax.scan(update, (params, opt_state), jax.random.split(key, steps))
+  return params, opt_state, step_losses[-1]
+
+
+def make_train_step(
+    config: ml_collections.ConfigDict,
+    model: nn.Module,
+    nuisance_classifier: nn.Module,
+    flow_tx: optax.GradientTransformation,
+    nuisance_tx: optax.GradientTransformation,
+) -> Callable[[state_lib.TrainState, dict, jax.Array], tuple[state_lib.TrainState, Metrics]]:
+  """`train_step(state, batch, key) -> (state, metrics)`, pure and ready for `jax.jit`.
+
+  `key` is the run's base key; the step folds in `state.step`, so dequantisation,
+  dropout and label-shuffling noise differ at every step and are reproducible.
+  """
+  weights = config.loss
+  is_flow = config.model.kind == "fi_revnet"
+  num_classes = config.num_classes
+
+  def train_step(state, batch, key):
+    key = jax.random.fold_in(key, state.step)
+    dequantize_key, dropout_key, nuisance_key, shuffle_key = jax.random.split(key, 4)
+    images, labels = batch["image"], batch["label"]
+    if config.dequantize:
+      images = data.dequantize(dequantize_key, images)
+
+    def forward(model_params):
+      return model.apply({"params": model_params}, images, train=True, rngs={"dropout": dropout_key})
+
+    outputs, pullback = jax.vjp(forward, state.flow["model"])
+    metrics = {}
+    nuisance, nuisance_opt_state = state.nuisance, state.nuisance_opt_state
+    if is_flow:
+      z, logdet = outputs
+      _, z_n = models.split_latent(z, num_classes)
+      nuisance, nuisance_opt_state, metrics["nuisance_classifier_loss"] = _nuisance_updates(
+          nuisance_classifier, nuisance_tx, config.nuisance_classifier.steps_per_batch,
+          nuisance, nuisance_opt_state, jax.lax.stop_gradient(z_n), labels, nuisance_key,
+      )
+
+    def flow_loss(outputs, prior_params):
+      if not is_flow:
+        ce = losses.cross_entropy(outputs, labels)
+        return ce, {"cross_entropy": ce, "error": losses.error_rate(outputs, labels)}
+      z, logdet = outputs
+      z_s, z_n = models.split_latent(z, num_classes)
+      nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
+      terms = {
+          "cross_entropy": losses.cross_entropy(z_s, labels),
+          "nuisance": losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key),
+          "bits_per_dim": jnp.mean(losses.bits_per_dim(
+              losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1])),
+      }
+      total = (weights.ce_weight * terms["cross_entropy"] + weights.nuisance_weight * terms["nuisance"]
+               + weights.mle_weight * terms["bits_per_dim"])
+      return total, {**terms, "error": losses.error_rate(z_s, labels)}
+
+    (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
+        outputs, state.flow.get("prior"))
+    (model_grads,) = pullback(output_grads)
+    grads = {"model": model_grads, **({"prior": prior_grads} if is_flow else {})}
+    updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, state.flow)
+    new_state = state.replace(
+        step=state.step + 1,
+        flow=optax.apply_updates(state.flow, updates),
+        flow_opt_state=flow_opt_state,
+        nuisance=nuisance,
+        nuisance_opt_state=nuisance_opt_state,
+    )
+    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics, **terms}
+
+  return train_step
+
+
+def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.TrainState, dict], Metrics]:
+  """`eval_step(state, batch) -> sums` over the real (mask) examples of a batch:
+  logit errors, nuisance-classifier errors, bits/dim and the example count."""
+  is_flow = config.model.kind == "fi_revnet"
+
+  def eval_step(state, batch):
+    mask = batch["mask"].astype(jnp.float32)
+    labels = batch["label"]
+    outputs = model.apply({"params": state.flow["model"]}, batch["image"])
+    sums = {"count": jnp.sum(mask)}
+    if not is_flow:
+      sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(outputs, -1) != labels))
+      return sums
+    z, logdet = outputs
+    z_s, z_n = models.split_latent(z, config.num_classes)
+    nuisance_logits = nuisance_classifier.apply({"params": state.nuisance}, z_n)
+    bits = losses.bits_per_dim(
+        losses.FactorialGaussian().apply({"params": state.flow["prior"]}, z_n), logdet, z.shape[1])
+    sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(z_s, -1) != labels))
+    sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
+    sums["bits_per_dim"] = jnp.sum(mask * bits)
+    return sums
+
+  return eval_step

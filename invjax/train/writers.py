@@ -1,0 +1,56 @@
+"""Where a run's numbers go: TensorBoard event files, a JSON-lines file, a progress line."""
+
+import json
+import pathlib
+import time
+
+import tensorflow as tf
+
+METRICS_FILE = "metrics.jsonl"
+FINAL_METRICS_FILE = "final_metrics.json"
+
+
+class MetricWriter:
+  """Scalars to `workdir/metrics.jsonl` (one JSON object per write) and TensorBoard."""
+
+  def __init__(self, workdir: str | pathlib.Path):
+    self._workdir = pathlib.Path(workdir)
+    self._workdir.mkdir(parents=True, exist_ok=True)
+    self._jsonl = open(self._workdir / METRICS_FILE, "a")
+    self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
+
+  def write(self, step: int, scalars: dict[str, float]) -> None:
+    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+    self._jsonl.flush()
+    with self._summary.as_default(step=step):
+      for name, value in scalars.items():
+        tf.summary.scalar(name, value)
+    self._summary.flush()
+
+  def write_final(self, metrics: dict) -> None:
+    (self._workdir / FINAL_METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+
+  def close(self) -> None:
+    self._jsonl.close()
+    self._summary.close()
+
+
+class Progress:
+  """Steps per second since the job started, and the time left."""
+
+  def __init__(self, start_step: int, total_steps: int):
+    self._start_step, self._total_steps = start_step, total_steps
+    self._start_time = time.monotonic()
+
+  def rates(self, step: int) -> dict[str, float]:
+    elapsed = time.monotonic() - self._start_time
+    steps_per_second = (step - self._start_step) / max(elapsed, 1e-9)
+    return {"progress/steps_per_second": steps_per_second,
+            "progress/eta_seconds": (self._total_steps - step) / max(steps_per_second, 1e-9)}
+
+  def line(self, step: int, scalars: dict[str, float]) -> str:
+    rates = self.rates(step)
+    eta = int(rates["progress/eta_seconds"])
+    shown = " ".join(f"{name.split('/')[-1]}={value:.4g}" for name, value in scalars.items())
+    return (f"step {step}/{self._total_steps} ({100 * step / self._total_steps:.0f}%) {shown} "
+            f"| {rates['progress/steps_per_second']:.2f} steps/s, ETA {eta // 60}m{eta % 60:02d}s")
