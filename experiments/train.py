@@ -4,6 +4,7 @@ Any config field can be overridden (`--config.total_steps=1000`). Running again
 with the same workdir resumes from its last checkpoint.
 """
 
+import logging as pylogging
 import sys
 
 from absl import app
@@ -18,10 +19,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metric
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _HideCheckpointerChatter(pylogging.Filter):
+  """Orbax logs every file it writes at INFO; keep the job's own lines readable."""
+
+  def filter(self, record):
+    return record.levelno >= pylogging.WARNING or "/orbax/" not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
+  logging.get_absl_handler().addFilter(_HideCheckpointerChatter())
   try:
     final = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (FloatingPointError, ValueError, FileNotFoundError) as error:

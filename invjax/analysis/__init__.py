@@ -3,6 +3,7 @@
 One concept per module:
 
 * `features`: a model's logits or one layer's activations as pure functions.
+* `batching`: a jitted function over a large array, chunk by chunk, with progress.
 * `oracle`: metamer metrics: oracle agreement and logit preservation.
 * `attack`: the gradient-based invariance attack, for any differentiable classifier.
 * `posthoc`: the post-hoc nuisance classifier on a frozen model's z_n.
@@ -13,6 +14,6 @@ One concept per module:
 Metameric sampling itself lives in `invjax.metamers`, figures in `invjax.plotting`.
 """
 
-from invjax.analysis import attack, external, features, oracle, planes, posthoc, spheres
+from invjax.analysis import attack, batching, external, features, oracle, planes, posthoc, spheres
 
-__all__ = ["attack", "external", "features", "oracle", "planes", "posthoc", "spheres"]
+__all__ = ["attack", "batching", "external", "features", "oracle", "planes", "posthoc", "spheres"]

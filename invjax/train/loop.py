@@ -86,6 +86,18 @@ def evaluate_all(config, mesh, eval_step, state) -> dict:
   return results
 
 
+def _recovery(last_saved: int | None, workdir: str) -> str:
+  return (f"Nothing from this step was saved; the last good checkpoint (step {last_saved}) is in "
+          f"{workdir}/checkpoints. Lower config.optimizer.learning_rate or set "
+          "config.optimizer.clip_norm, then run again to resume from it.")
+
+
+def _check_finite(state, step: int, last_saved: int | None, workdir: str) -> None:
+  finite = jax.tree.reduce(lambda a, b: a & b, jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state.flow))
+  if not bool(finite):
+    raise FloatingPointError(f"The parameters became non-finite at step {step}. " + _recovery(last_saved, workdir))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics."""
   mesh = parallel.make_data_mesh()
@@ -98,9 +110,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   replicated = parallel.replicated(mesh)
 
   first_batch = next(train_batches(config, mesh, 0, steps_per_epoch))
-  with mesh:
-    create = jax.jit(parts.create_state, out_shardings=replicated)
-    state = create(data.dequantize(init_key, first_batch["image"]), init_key)
+  state = jax.jit(parts.create_state, out_shardings=replicated)(first_batch["image"], init_key)
   checkpoint_manager = checkpoints.manager(workdir, config.keep_checkpoints)
   if checkpoint_manager.latest_step() is not None:
     state = checkpoints.restore(checkpoint_manager, state)
@@ -121,11 +131,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     loss = float(metrics["loss"])
     if not np.isfinite(loss):
       checkpoint_manager.wait_until_finished()
-      raise FloatingPointError(
-          f"The loss became {loss} at step {step}. Nothing from this step was saved; the last good "
-          f"checkpoint (step {last_saved}) is in {workdir}/checkpoints. Lower config.optimizer."
-          "learning_rate or set config.optimizer.clip_norm, then run again to resume from it."
-      )
+      raise FloatingPointError(f"The loss became {loss} at step {step}. " + _recovery(last_saved, workdir))
     if step % config.log_every_steps == 0 or step == config.total_steps:
       scalars = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
       writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
@@ -133,6 +139,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if step % config.eval_every_steps == 0 or step == config.total_steps:
       writer.write(step, evaluate_all(config, mesh, eval_step, state))
     if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+      _check_finite(state, step, last_saved, workdir)
       checkpoint_manager.save(step, args=checkpoints.ocp.args.StandardSave(state))
       last_saved = step
 

@@ -86,8 +86,11 @@ def create(
     first_images: jax.Array,
     key: jax.Array,
 ) -> TrainState:
-  """A fresh state; ActNorm layers initialise from `first_images` (SPEC 3)."""
-  model_key, prior_key, nuisance_key = jax.random.split(key, 3)
+  """A fresh state; ActNorm layers initialise from `first_images` (SPEC 3), with the
+  dequantisation noise of training when the config adds it."""
+  model_key, prior_key, nuisance_key, noise_key = jax.random.split(key, 4)
+  if config.dequantize:
+    first_images = data.dequantize(noise_key, first_images)
   model_params = model.init(model_key, first_images)["params"]
   flow = {"model": model_params}
   nuisance = {}

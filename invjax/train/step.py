@@ -107,7 +107,7 @@ def make_train_step(
         nuisance=nuisance,
         nuisance_opt_state=nuisance_opt_state,
     )
-    return new_state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics, **terms}
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics, **terms}
 
   return train_step
 
@@ -120,7 +120,10 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
   def eval_step(state, batch):
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
-    outputs = model.apply({"params": state.flow["model"]}, batch["image"])
+    images = batch["image"]
+    if config.dequantize:  # the centre of each bin the training noise fills
+      images = images + data.DEQUANTIZATION_BIN_WIDTH / 2
+    outputs = model.apply({"params": state.flow["model"]}, images)
     sums = {"count": jnp.sum(mask)}
     if not is_flow:
       sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(outputs, -1) != labels))

@@ -1,0 +1,174 @@
+r"""Metamers, nuisance interpolations and their metrics for a trained fi-RevNet (SPEC 4).
+
+    python -m experiments.metamers --workdir=RUN [--oracle_workdir=CNN_RUN] [--posthoc]
+
+Pairs test images (a, b) of different classes and writes into RUN/analysis/ (or --out):
+
+* metamers.png: rows of (logit source a, metamer F^{-1}(z_s(a), z_n(b)), nuisance source b);
+* interpolations.png: z_s(a) fixed, z_n moving from a's to b's, one path per row;
+* metamer_metrics.json: the logit-preservation error of the metamers and along
+  the paths; with an oracle run (a CNN trained on clean data), the fractions of
+  metamers (and of each path step) it puts in a's class, b's class or another;
+  with --posthoc, the train and test errors of a fresh nuisance classifier
+  trained on z_n of the training split.
+"""
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from invjax import data, metamers, parallel, plotting, train
+from invjax.analysis import batching, features, oracle, posthoc
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained fi-RevNet.")
+_ORACLE_WORKDIR = flags.DEFINE_string("oracle_workdir", None, "Run folder of an oracle classifier (e.g. configs/mnist_cnn.py).")
+_OUT = flags.DEFINE_string("out", None, "Output folder (default: WORKDIR/analysis).")
+_SPLIT = flags.DEFINE_string("split", "test", "Split the pairs are drawn from.")
+_NUM_PAIRS = flags.DEFINE_integer("num_pairs", 1000, "Pairs of different classes the metrics average over.")
+_FIGURE_PAIRS = flags.DEFINE_integer("figure_pairs", 18, "Pairs shown in metamers.png (three per row).")
+_NUM_PATHS = flags.DEFINE_integer("num_paths", 8, "Interpolation paths (rows of interpolations.png).")
+_PATH_STEPS = flags.DEFINE_integer("path_steps", 9, "Steps of each interpolation path, endpoints included.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Examples per compiled call.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the pairing and of the post-hoc classifier.")
+_POSTHOC = flags.DEFINE_bool("posthoc", False, "Also train a post-hoc nuisance classifier on z_n (slow: encodes the splits).")
+_POSTHOC_EPOCHS = flags.DEFINE_integer("posthoc_epochs", 10, "Epochs of the post-hoc nuisance classifier.")
+_POSTHOC_TRAIN_EXAMPLES = flags.DEFINE_integer("posthoc_train_examples", 0, "Training examples it uses (0: all).")
+_POSTHOC_TEST_EXAMPLES = flags.DEFINE_integer("posthoc_test_examples", 0, "Test examples it is scored on (0: all).")
+flags.mark_flag_as_required("workdir")
+
+
+def _progress(what: str):
+  return lambda done, total: print(f"  {what} {done}/{total}", flush=True)
+
+
+def _pairs_of_different_classes(labels: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Indices (a, b) of `count` random pairs with labels[a] != labels[b]."""
+  if len(np.unique(labels)) < 2:
+    raise ValueError("The split has a single class: no pairs of different classes exist.")
+  first = rng.choice(len(labels), count, replace=count > len(labels))
+  second = rng.choice(len(labels), count)
+  while np.any(same := labels[first] == labels[second]):
+    second[same] = rng.choice(len(labels), int(np.sum(same)))
+  return first, second
+
+
+def _nuisances(run, mesh, split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
+  """z_n and labels of the first `limit` examples (0: all) of a split, encoded batch by batch."""
+  batches = data.load(run.config.dataset, split, batch_size=_BATCH_SIZE.value, num_epochs=1, shuffle=False,
+                      dequantize=False, drop_remainder=False, **run.config.dataset_options)
+  total = min(limit or np.inf, data.num_examples(run.config.dataset, split, **run.config.dataset_options))
+  z_n, labels, done = [], [], 0
+  for index, batch in enumerate(batches, start=1):
+    z_n.append(np.asarray(metamers.encode(run.model, run.variables, batch["image"], mesh=mesh)[1])[batch["mask"]])
+    labels.append(batch["label"][batch["mask"]])
+    done += int(batch["mask"].sum())
+    if index % 20 == 0 or done >= total:
+      _progress(f"encoded {split}")(min(done, total), total)
+    if done >= total:
+      break
+  return np.concatenate(z_n)[:total], np.concatenate(labels)[:total]
+
+
+def _json_ready(tree):
+  return jax.tree.map(lambda value: np.asarray(value).tolist(), tree)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  run = train.load_run(_WORKDIR.value)
+  if run.kind != "fi_revnet":
+    raise app.UsageError(f"{_WORKDIR.value} holds a {run.kind} model; metamers need a fi-RevNet run.")
+  out = _OUT.value or os.path.join(_WORKDIR.value, "analysis")
+  os.makedirs(out, exist_ok=True)
+  mesh = parallel.make_data_mesh()
+  rng = np.random.default_rng(_SEED.value)
+  model, variables = run.model, run.variables
+
+  images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, **run.config.dataset_options)
+  first, second = _pairs_of_different_classes(labels, max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value), rng)
+  x_a, x_b, y_a, y_b = images[first], images[second], labels[first], labels[second]
+  print(f"Metamers of {len(first)} pairs from {run.config.dataset}/{_SPLIT.value} ...")
+  x_met = batching.map_in_batches(
+      lambda a, b: metamers.metameric_sample(model, variables, a, b, mesh=mesh), x_a, x_b,
+      batch_size=_BATCH_SIZE.value, report=_progress("metamers"),
+  )
+  print(f"Interpolations of {_NUM_PATHS.value} pairs in {_PATH_STEPS.value} steps ...")
+  paths = np.asarray(metamers.nuisance_interpolation(
+      model, variables, x_a[: _NUM_PATHS.value], x_b[: _NUM_PATHS.value], _PATH_STEPS.value, mesh=mesh
+  ))
+
+  logits = jax.jit(features.logits_function(model))
+  model_logits = lambda x: logits(variables, x)
+  metamer_logits, source_logits = batching.map_in_batches(
+      lambda met, a: (model_logits(met), model_logits(a)), x_met, x_a, batch_size=_BATCH_SIZE.value,
+      report=_progress("logits of metamers and sources"),
+  )
+  path_logits = model_logits(paths.reshape(-1, *paths.shape[2:])).reshape(*paths.shape[:2], -1)
+  metrics = {
+      "workdir": _WORKDIR.value,
+      "step": run.step,
+      "split": _SPLIT.value,
+      "logit_preservation": oracle.logit_preservation(metamer_logits, source_logits),
+      "path_logit_preservation": oracle.logit_preservation(path_logits, source_logits[: _NUM_PATHS.value]),
+  }
+
+  metamer_captions = [(f"label {a}", f"model {p}", f"label {b}") for a, p, b in zip(y_a, metamer_logits.argmax(-1), y_b)]
+  path_captions = None
+  if _ORACLE_WORKDIR.value:
+    oracle_run = train.load_run(_ORACLE_WORKDIR.value)
+    oracle_jit = jax.jit(features.logits_function(oracle_run.model))
+    oracle_logits = lambda x: batching.map_in_batches(
+        lambda chunk: oracle_jit(oracle_run.variables, chunk), x, batch_size=_BATCH_SIZE.value
+    )
+    oracle_met = oracle_logits(x_met).argmax(-1)
+    metrics["oracle"] = {
+        "workdir": _ORACLE_WORKDIR.value,
+        "error_on_logit_sources": float(np.mean(oracle_logits(x_a).argmax(-1) != y_a)),
+        "metamers": oracle.oracle_agreement(oracle_logits, x_met, y_a, y_b),
+        "paths": oracle.interpolation_oracle_agreement(oracle_logits, paths, y_a[: _NUM_PATHS.value], y_b[: _NUM_PATHS.value]),
+    }
+    metamer_captions = [(a, f"oracle {o}", b) for (a, _, b), o in zip(metamer_captions, oracle_met)]
+    path_captions = oracle_logits(paths.reshape(-1, *paths.shape[2:])).argmax(-1).reshape(paths.shape[:2])
+    path_captions = [[f"oracle {o}" for o in row] for row in path_captions]
+
+  if _POSTHOC.value:
+    print("Post-hoc nuisance classifier: encoding the splits ...")
+    train_set = _nuisances(run, mesh, "train", _POSTHOC_TRAIN_EXAMPLES.value)
+    test_set = _nuisances(run, mesh, "test", _POSTHOC_TEST_EXAMPLES.value)
+    result = posthoc.posthoc_nuisance_errors(
+        jax.random.key(_SEED.value), train_set, test_set, num_classes=run.config.num_classes,
+        num_epochs=_POSTHOC_EPOCHS.value,
+        report=lambda epoch, loss: print(f"  epoch {epoch}/{_POSTHOC_EPOCHS.value}  loss {loss:.4f}", flush=True),
+    )
+    metrics["posthoc_nuisance_classifier"] = {
+        "train_error": result.train_error, "test_error": result.test_error,
+        "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
+    }
+
+  shown = slice(0, _FIGURE_PAIRS.value)
+  title = f"{os.path.basename(os.path.normpath(_WORKDIR.value))} (step {run.step})"
+  figures = {
+      "metamers.png": plotting.metamer_figure(
+          x_a[shown], x_met[shown], x_b[shown], captions=metamer_captions[shown], title=title
+      ),
+      "interpolations.png": plotting.interpolation_figure(
+          paths, nuisance_sources=x_b[: _NUM_PATHS.value], captions=path_captions, title=title
+      ),
+  }
+  written = []
+  for name, figure in figures.items():
+    written.append(os.path.join(out, name))
+    figure.savefig(written[-1], dpi=100)
+  written.append(os.path.join(out, "metamer_metrics.json"))
+  with open(written[-1], "w") as file:
+    json.dump(_json_ready(metrics), file, indent=2)
+  print(json.dumps(_json_ready(metrics), indent=2))
+  print("\n".join(f"Wrote {path}" for path in written))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,44 @@
+"""The post-hoc nuisance classifier learns label information that z_n holds."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from invjax.analysis import posthoc
+
+
+def _separable(key, count, dimension=16):
+  """Two classes whose z_n differ by +-3 in the first coordinate, plus unit noise."""
+  label_key, noise_key = jax.random.split(key)
+  labels = jax.random.bernoulli(label_key, 0.5, (count,)).astype(jnp.int32)
+  z_n = jax.random.normal(noise_key, (count, dimension)).at[:, 0].add(6.0 * labels - 3.0)
+  return z_n, labels
+
+
+def test_learns_a_separable_case_and_reports_each_epoch():
+  train, test = _separable(jax.random.key(0), 512), _separable(jax.random.key(1), 256)
+  reported = []
+  result = posthoc.posthoc_nuisance_errors(
+      jax.random.key(2), train, test, num_classes=2, num_epochs=5, batch_size=64, hidden=(32,),
+      learning_rate=1e-2, report=lambda epoch, loss: reported.append(epoch),
+  )
+  assert reported == [1, 2, 3, 4, 5] and result.loss_history.shape == (5,)
+  assert result.loss_history[-1] < result.loss_history[0]
+  assert result.train_error < 0.02 and result.test_error < 0.02
+
+
+def test_uninformative_nuisances_leave_the_classifier_at_chance():
+  z_n = jax.random.normal(jax.random.key(0), (512, 16))
+  labels = jnp.arange(512) % 2
+  result = posthoc.posthoc_nuisance_errors(
+      jax.random.key(1), (z_n[:256], labels[:256]), (z_n[256:], labels[256:]), num_classes=2, num_epochs=3,
+      batch_size=64, hidden=(32,),
+  )
+  assert result.test_error > 0.35
+
+
+def test_rejects_too_few_examples():
+  z_n, labels = _separable(jax.random.key(0), 10)
+  with pytest.raises(ValueError, match="at least batch_size=128"):
+    posthoc.train_nuisance_classifier(jax.random.key(1), z_n, labels, num_classes=2)

@@ -1,0 +1,190 @@
+"""Training: the two-player step, sharding, resumption, failures and config checks."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mnist_cnn
+from configs import mnist_ice
+from invjax import data
+from invjax import parallel
+from invjax import train
+from invjax.train import state as state_lib
+from invjax.train import step as step_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def micro_config(**overrides):
+  """The iCE config shrunk so that a step compiles and runs in seconds."""
+  config = mnist_ice.get_config("tiny")
+  config.model.steps_per_level = 1
+  config.model.width = 8
+  config.nuisance_classifier.hidden = (32,)
+  config.nuisance_classifier.steps_per_batch = 2
+  config.batch_size = 16
+  config.eval_batch_size = 64
+  config.eval_examples = 128
+  config.train_eval_examples = 128
+  config.total_steps = 4
+  config.log_every_steps = 2
+  config.eval_every_steps = 4
+  config.checkpoint_every_steps = 2
+  for name, value in overrides.items():
+    target = config
+    *path, leaf = name.split(".")
+    for part in path:
+      target = target[part]
+    target[leaf] = value
+  return config
+
+
+@pytest.fixture(scope="module")
+def mnist_batch():
+  batches = data.load("mnist", "train", batch_size=16, seed=0, num_epochs=1, dequantize=False)
+  return next(iter(batches))
+
+
+def _setup(config, batch):
+  parts = state_lib.build(config, steps_per_epoch=100)
+  state = parts.create_state(jnp.asarray(batch["image"]), jax.random.key(0))
+  step = jax.jit(step_lib.make_train_step(config, parts.model, parts.nuisance_classifier,
+                                          parts.flow_tx, parts.nuisance_tx))
+  return parts, state, step
+
+
+def _params_equal(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_loss_decreases_on_real_mnist(mnist_batch):
+  config = micro_config(**{"optimizer.learning_rate": 3e-3, "model.dropout": 0.0,
+                            "model.width": 16, "model.steps_per_level": 2})
+  _, state, step = _setup(config, mnist_batch)
+  losses = []
+  for _ in range(20):
+    state, metrics = step(state, mnist_batch, jax.random.key(1))
+    losses.append(float(metrics["cross_entropy"]))
+  assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
+
+
+def test_cnn_trains_with_the_same_step(mnist_batch):
+  config = mnist_cnn.get_config("tiny")
+  config.batch_size = 16
+  _, state, step = _setup(config, mnist_batch)
+  first = None
+  for _ in range(10):
+    state, metrics = step(state, mnist_batch, jax.random.key(1))
+    first = first or float(metrics["loss"])
+  assert float(metrics["loss"]) < first
+
+
+def test_players_only_move_their_own_parameters(mnist_batch):
+  frozen_flow = micro_config(**{"optimizer.learning_rate": 0.0})
+  _, state, step = _setup(frozen_flow, mnist_batch)
+  new_state, _ = step(state, mnist_batch, jax.random.key(1))
+  assert _params_equal(new_state.flow, state.flow)
+  assert not _params_equal(new_state.nuisance, state.nuisance)
+
+  frozen_classifier = micro_config(**{"nuisance_classifier.learning_rate": 0.0})
+  _, state, step = _setup(frozen_classifier, mnist_batch)
+  new_state, _ = step(state, mnist_batch, jax.random.key(1))
+  assert _params_equal(new_state.nuisance, state.nuisance)
+  assert not _params_equal(new_state.flow, state.flow)
+
+
+def test_sharded_step_equals_single_device_step(mnist_batch):
+  config = micro_config()
+  _, state, step = _setup(config, mnist_batch)
+  single_state, single_metrics = step(state, mnist_batch, jax.random.key(1))
+
+  mesh = parallel.make_data_mesh()
+  sharded_batch = jax.device_put(mnist_batch, parallel.batch_sharding(mesh))
+  replicated_state = jax.device_put(state, parallel.replicated(mesh))
+  sharded_state, sharded_metrics = step(replicated_state, sharded_batch, jax.random.key(1))
+  assert len(sharded_batch["image"].sharding.device_set) == 8
+  np.testing.assert_allclose(sharded_metrics["loss"], single_metrics["loss"], rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               sharded_state.flow, single_state.flow)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  straight = train.train_and_evaluate(micro_config(), str(tmp_path / "straight"))
+  train.train_and_evaluate(micro_config(total_steps=2), str(tmp_path / "resumed"))
+  resumed = train.train_and_evaluate(micro_config(), str(tmp_path / "resumed"))
+  assert resumed["step"] == straight["step"] == 4
+  a, b = train.load_run(tmp_path / "straight"), train.load_run(tmp_path / "resumed")
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a.variables, b.variables)
+  for name in ("test/logit_error", "test/bits_per_dim"):
+    np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-4)
+
+
+def test_run_writes_metrics_and_loads_for_analysis(tmp_path):
+  final = train.train_and_evaluate(micro_config(), str(tmp_path))
+  assert {"test/logit_error", "test/nuisance_error", "test/bits_per_dim", "train/logit_error"} <= set(final)
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) >= 3
+  assert list((tmp_path / "tensorboard").iterdir())
+  run = train.load_run(tmp_path)
+  assert run.kind == "fi_revnet" and run.step == 4
+  z, _ = run.model.apply(run.variables, jnp.zeros((2, 32, 32, 3)))
+  assert z.shape == (2, 3072)
+
+
+def test_nan_loss_stops_the_job_and_keeps_the_last_good_checkpoint(tmp_path):
+  train.train_and_evaluate(micro_config(total_steps=2), str(tmp_path))
+  poisoned = micro_config(**{"optimizer.learning_rate": float("nan"), "checkpoint_every_steps": 100})
+  with pytest.raises(FloatingPointError, match=r"last good checkpoint \(step 2\)"):
+    train.train_and_evaluate(poisoned, str(tmp_path))
+  run = train.load_run(tmp_path)
+  assert run.step == 2
+  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(run.variables))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"dataset": "cifar10"}, "config.dataset must be one of"),
+    ({"batch_size": 12}, "multiple of the 8 devices"),
+    ({"loss.nuisance_weight": -1.0}, "must be >= 0"),
+    ({"loss.nuisance_form": "reversed"}, "nuisance_form must be one of"),
+    ({"model.kind": "resnet"}, "config.model.kind must be one of"),
+])
+def test_bad_config_values_are_rejected(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    train.validate(micro_config(**overrides), num_devices=8)
+
+
+def _train_command(workdir, total_steps):
+  return [
+      sys.executable, "-m", "experiments.train", "--config=configs/mnist_ice.py:tiny",
+      f"--workdir={workdir}", f"--config.total_steps={total_steps}", "--config.model.steps_per_level=1",
+      "--config.model.width=8", "--config.checkpoint_every_steps=5", "--config.log_every_steps=5",
+      "--config.eval_every_steps=1000", "--config.eval_examples=500", "--config.train_eval_examples=500",
+  ]
+
+
+def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
+  env = {**os.environ, "XLA_FLAGS": ""}
+  job = subprocess.Popen(_train_command(tmp_path, 100_000), cwd=REPO, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = tmp_path / "checkpoints"
+  deadline = time.monotonic() + 240
+  while time.monotonic() < deadline and not any(p.name.isdigit() and int(p.name) >= 10
+                                                for p in checkpoints.glob("*")):
+    time.sleep(0.5)
+  job.send_signal(signal.SIGKILL)
+  job.wait()
+  saved = max(int(p.name) for p in checkpoints.glob("*") if p.name.isdigit())
+  assert saved >= 10
+  finished = subprocess.run(_train_command(tmp_path, saved + 5), cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  assert f"Resumed from step {saved}" in finished.stderr
+  assert train.load_run(tmp_path).step == saved + 5
