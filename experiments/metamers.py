@@ -48,11 +48,11 @@ def _pairs_of_different_classes(labels: np.ndarray, count: int, rng: np.random.G
   """Indices (a, b) of `count` random pairs with labels[a] != labels[b]."""
   if len(np.unique(labels)) < 2:
     raise ValueError("The split has a single class: no pairs of different classes exist.")
-  first = rng.choice(len(labels), count, replace=count > len(labels))
-  second = rng.choice(len(labels), count)
-  while np.any(same := labels[first] == labels[second]):
-    second[same] = rng.choice(len(labels), int(np.sum(same)))
-  return first, second
+  logit_sources = rng.choice(len(labels), count, replace=count > len(labels))
+  nuisance_sources = rng.choice(len(labels), count)
+  while np.any(same := labels[logit_sources] == labels[nuisance_sources]):
+    nuisance_sources[same] = rng.choice(len(labels), int(np.sum(same)))
+  return logit_sources, nuisance_sources
 
 
 def _nuisances(run, mesh, split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,10 @@ def _nuisances(run, mesh, split: str, limit: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _json_ready(tree):
-  return jax.tree.map(lambda value: np.asarray(value).tolist(), tree)
+  """Metrics (nested dicts of numbers, strings and arrays) as JSON-serialisable values, in order."""
+  if isinstance(tree, dict):
+    return {key: _json_ready(value) for key, value in tree.items()}
+  return np.asarray(tree).tolist()
 
 
 def main(argv):
@@ -89,9 +92,9 @@ def main(argv):
   model, variables = run.model, run.variables
 
   images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, **run.config.dataset_options)
-  first, second = _pairs_of_different_classes(labels, max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value), rng)
-  x_a, x_b, y_a, y_b = images[first], images[second], labels[first], labels[second]
-  print(f"Metamers of {len(first)} pairs from {run.config.dataset}/{_SPLIT.value} ...")
+  a, b = _pairs_of_different_classes(labels, max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value), rng)
+  x_a, x_b, y_a, y_b = images[a], images[b], labels[a], labels[b]
+  print(f"Metamers of {len(a)} pairs from {run.config.dataset}/{_SPLIT.value} ...")
   x_met = batching.map_in_batches(
       lambda a, b: metamers.metameric_sample(model, variables, a, b, mesh=mesh), x_a, x_b,
       batch_size=_BATCH_SIZE.value, report=_progress("metamers"),

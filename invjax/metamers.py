@@ -87,7 +87,7 @@ def _interpolation_batch(model, variables, x_a, x_b, weights):
   return jax.vmap(functools.partial(_interpolation_one, model), in_axes=(None, 0, 0, None))(variables, x_a, x_b, weights)
 
 
-def _call(function: Callable, model, variables, batched: tuple, broadcast: tuple = (), mesh: Mesh | None = None):
+def _call_on_mesh(function: Callable, model, variables, batched: tuple, broadcast: tuple = (), mesh: Mesh | None = None):
   """`function(model, variables, *batched, *broadcast)`, optionally spread over `mesh`.
 
   With a mesh, the arrays in `batched` (same leading size n) are padded to a
@@ -124,7 +124,7 @@ def _check_inputs(model, name: str, x: jax.Array) -> None:
 def encode(model: models.FiRevNet, variables, x: jax.Array, *, mesh: Mesh | None = None) -> tuple[jax.Array, jax.Array]:
   """`(z_s, z_n)` of a batch x (B, *image_shape): logits (B, C) and nuisances (B, d - C)."""
   _check_inputs(model, "x", x)
-  z = _call(_encode_batch, model, variables, (x,), mesh=mesh)
+  z = _call_on_mesh(_encode_batch, model, variables, (x,), mesh=mesh)
   return models.split_latent(z, model.num_classes)
 
 
@@ -150,7 +150,7 @@ def metameric_sample(
         f"x_logit_src and x_nuisance_src pair up example by example and need the same batch size; "
         f"got {x_logit_src.shape[0]} and {x_nuisance_src.shape[0]}. For all pairs use metamer_grid."
     )
-  return _call(_metamer_batch, model, variables, (x_logit_src, x_nuisance_src), mesh=mesh)
+  return _call_on_mesh(_metamer_batch, model, variables, (x_logit_src, x_nuisance_src), mesh=mesh)
 
 
 def metamer_grid(
@@ -163,7 +163,7 @@ def metamer_grid(
   """
   _check_inputs(model, "x_logit_srcs", x_logit_srcs)
   _check_inputs(model, "x_nuisance_srcs", x_nuisance_srcs)
-  return _call(_metamer_grid, model, variables, (x_logit_srcs,), (x_nuisance_srcs,), mesh=mesh)
+  return _call_on_mesh(_metamer_grid, model, variables, (x_logit_srcs,), (x_nuisance_srcs,), mesh=mesh)
 
 
 def nuisance_interpolation(
@@ -181,4 +181,4 @@ def nuisance_interpolation(
   if num_steps < 2:
     raise ValueError(f"num_steps must be at least 2 (the two endpoints); got {num_steps}.")
   weights = jnp.linspace(0.0, 1.0, num_steps, dtype=x_a.dtype)
-  return _call(_interpolation_batch, model, variables, (x_a, x_b), (weights,), mesh=mesh)
+  return _call_on_mesh(_interpolation_batch, model, variables, (x_a, x_b), (weights,), mesh=mesh)

@@ -3,7 +3,10 @@
 Each function returns a `matplotlib.figure.Figure` built without pyplot (no
 global state, no display; `figure.savefig("x.png")` renders with Agg). Images
 are model inputs in [-1, 1] and are drawn like `invjax.data.figures`: digit
-inputs (blank channels 1 and 2) in grey, others in colour.
+inputs (blank channels 1 and 2) in grey, others in colour. Whether a figure is
+grey is decided once, from its source images (`grey=None`): a metamer of
+digits carries float noise in its blank channels and would otherwise be drawn
+in colour next to grey sources.
 """
 
 from collections.abc import Mapping, Sequence
@@ -20,8 +23,15 @@ _CELL_INCHES = 1.1
 _TRIPLET_HEADERS = ("logit source", "metamer", "nuisance source")
 
 
-def _show(axis, image: np.ndarray, caption: str | None = None) -> None:
+def _is_grey(sources: np.ndarray) -> bool:
+  """Whether every source image is a digit input (drawn in grey)."""
+  return all(displayable(np.asarray(image))[1] == "gray" for image in sources)
+
+
+def _show(axis, image: np.ndarray, grey: bool, caption: str | None = None) -> None:
   pixels, colour_map = displayable(np.asarray(image))
+  if grey and colour_map is None:
+    pixels, colour_map = pixels[..., 0], "gray"
   axis.imshow(pixels, cmap=colour_map, vmin=0.0, vmax=1.0, interpolation="nearest")
   axis.set_xticks([])
   axis.set_yticks([])
@@ -36,6 +46,7 @@ def metamer_figure(
     *,
     captions: Sequence[tuple[str, str, str]] | None = None,
     triplets_per_row: int = 3,
+    grey: bool | None = None,
     title: str | None = None,
 ) -> matplotlib.figure.Figure:
   """The paper's layout: for each example i the columns (logit source, metamer, nuisance source).
@@ -45,6 +56,7 @@ def metamer_figure(
     captions: optional B triples of strings drawn under the three images
       (e.g. labels or oracle predictions).
     triplets_per_row: examples side by side in one row of the figure.
+    grey: draw channel 0 in grey; None: when all sources are digit inputs.
     title: optional figure title.
   """
   count = len(metamers)
@@ -55,6 +67,8 @@ def metamer_figure(
     )
   if captions is not None and len(captions) != count:
     raise ValueError(f"Need one caption triple per example; got {len(captions)} for {count} examples.")
+  if grey is None:
+    grey = _is_grey(logit_sources) and _is_grey(nuisance_sources)
   rows = -(-count // triplets_per_row)
   figure = matplotlib.figure.Figure(
       figsize=(_CELL_INCHES * 3 * triplets_per_row, _CELL_INCHES * 1.2 * rows + 0.5), layout="constrained"
@@ -69,7 +83,7 @@ def metamer_figure(
       if index >= count:
         axis.set_axis_off()
         continue
-      _show(axis, images[index], None if captions is None else captions[index][column])
+      _show(axis, images[index], grey, None if captions is None else captions[index][column])
       if index < triplets_per_row:
         axis.set_title(_TRIPLET_HEADERS[column], fontsize=8)
   return figure
@@ -80,14 +94,19 @@ def interpolation_figure(
     *,
     nuisance_sources: np.ndarray | None = None,
     captions: Sequence[Sequence[str]] | None = None,
+    grey: bool | None = None,
     title: str | None = None,
 ) -> matplotlib.figure.Figure:
   """One row per nuisance interpolation path (B, n, H, W, C), step t = 0 on the left.
 
   With `nuisance_sources` (B, H, W, C) each row ends with its source b for
-  comparison; `captions` gives optional strings per row and step (B lists of n).
+  comparison; `captions` gives optional strings per row and step (B lists of
+  n); `grey` as in `metamer_figure` (None: decided from the nuisance sources,
+  else from the first steps).
   """
   count, num_steps = paths.shape[:2]
+  if grey is None:
+    grey = _is_grey(paths[:, 0] if nuisance_sources is None else nuisance_sources)
   columns = num_steps + (nuisance_sources is not None)
   figure = matplotlib.figure.Figure(
       figsize=(_CELL_INCHES * columns, _CELL_INCHES * 1.15 * count + 0.5), layout="constrained"
@@ -97,9 +116,9 @@ def interpolation_figure(
   axes = figure.subplots(count, columns, squeeze=False)
   for row in range(count):
     for step in range(num_steps):
-      _show(axes[row, step], paths[row, step], None if captions is None else captions[row][step])
+      _show(axes[row, step], paths[row, step], grey, None if captions is None else captions[row][step])
     if nuisance_sources is not None:
-      _show(axes[row, -1], nuisance_sources[row])
+      _show(axes[row, -1], nuisance_sources[row], grey)
   for step in range(num_steps):
     axes[0, step].set_title(f"t = {step / (num_steps - 1):.2f}", fontsize=8)
   if nuisance_sources is not None:

@@ -1,7 +1,7 @@
-"""End to end: `python -m experiments.evaluate` on a freshly trained two-step CNN run.
+"""End to end: `python -m experiments.evaluate` on a run folder.
 
-The input checks themselves are tested on the library function in
-test_analysis_external.py.
+The run is an untrained CNN (`test_analysis_experiments.untrained_run`). The input checks
+themselves are tested on the library function in test_analysis_external.py.
 """
 
 import pathlib
@@ -12,22 +12,14 @@ import numpy as np
 import pytest
 
 from configs import mnist_cnn
-from invjax import data, train
+from test_analysis_experiments import untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def cnn_run(tmp_path_factory):
-  config = mnist_cnn.get_config("tiny")
-  config.total_steps = 2
-  config.batch_size = 16
-  config.eval_batch_size = 64
-  config.eval_examples = config.train_eval_examples = 64
-  config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 2
-  workdir = tmp_path_factory.mktemp("cnn_run")
-  train.train_and_evaluate(config, str(workdir))
-  return workdir
+  return untrained_run(mnist_cnn.get_config("tiny"), tmp_path_factory.mktemp("cnn_run"))
 
 
 def _evaluate(workdir, images, labels, tmp_path):
@@ -41,9 +33,9 @@ def _evaluate(workdir, images, labels, tmp_path):
 
 
 def test_evaluate_reports_accuracy_and_confusion_of_raw_digits(cnn_run, tmp_path):
-  images, labels = data.as_numpy("mnist", "test")
-  digits = np.round((images[:50, 2:30, 2:30, 0] + 1.0) * 127.5).astype(np.uint8)  # back to raw 28x28 pixels
-  finished = _evaluate(cnn_run, digits, labels[:50], tmp_path)
+  rng = np.random.default_rng(0)
+  digits, labels = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), rng.integers(0, 10, 50)
+  finished = _evaluate(cnn_run, digits, labels, tmp_path)
   assert finished.returncode == 0, finished.stderr
   assert "Detected (N, 28, 28) digits, uint8 in [0, 255]; 50 images." in finished.stdout
   assert "Accuracy:" in finished.stdout and "true \\ predicted" in finished.stdout

@@ -67,14 +67,14 @@ def _train_epoch(classifier, optimizer, batch_size, params, optimizer_state, z_n
 
 
 @functools.partial(jax.jit, static_argnames=("classifier", "batch_size"))
-def _error_rate(classifier, variables, z_n, labels, batch_size):
+def _classifier_error_rate(classifier, variables, z_n, labels, batch_size):
   logits = jax.lax.map(lambda z: classifier.apply(variables, z[None])[0], z_n, batch_size=batch_size)
   return losses.error_rate(logits, labels)
 
 
-def error_rate(classifier: losses.NuisanceClassifier, variables, z_n: jax.Array, labels: jax.Array, *, batch_size: int = 1024) -> float:
+def classifier_error_rate(classifier: losses.NuisanceClassifier, variables, z_n: jax.Array, labels: jax.Array, *, batch_size: int = 1024) -> float:
   """Fraction of examples z_n (N, D) that `classifier` (in evaluation mode) gets wrong."""
-  return float(_error_rate(classifier, variables, z_n, labels, batch_size))
+  return float(_classifier_error_rate(classifier, variables, z_n, labels, batch_size))
 
 
 def train_nuisance_classifier(
@@ -138,7 +138,7 @@ def posthoc_nuisance_errors(
   return PosthocResult(
       classifier,
       variables,
-      train_error=error_rate(classifier, variables, *train),
-      test_error=error_rate(classifier, variables, *test),
+      train_error=classifier_error_rate(classifier, variables, *train),
+      test_error=classifier_error_rate(classifier, variables, *test),
       loss_history=history,
   )

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from invjax.blocks import actnorm
 from invjax.blocks import bijection
 from invjax.blocks import conv
+from invjax.blocks import dropout
 
 
 class CouplingNetwork(nn.Module):
@@ -37,7 +38,7 @@ class CouplingNetwork(nn.Module):
     for kernel_size in (3, 1):
       h = conv_layer(self.width, kernel_size)(h)
       h, _ = actnorm.ActNorm()(h)
-      h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
+      h = dropout.Dropout(self.dropout)(nn.relu(h), deterministic=not train)
     h = conv_layer(self.out_channels, 3, kernel_init=nn.initializers.zeros, name="zero_conv")(h)
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,), jnp.float32)
     log_scale = self.param("log_scale", nn.initializers.zeros, (self.out_channels,), jnp.float32)

@@ -1,0 +1,75 @@
+"""End to end: `python -m experiments.metamers` and `python -m experiments.spheres`.
+
+Runs are untrained models saved the way training saves them (config.json and
+an orbax checkpoint), which is all `train.load_run` needs.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import mnist_ce, mnist_cnn
+from invjax import data, train
+from invjax.train import checkpoints
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def untrained_run(config, workdir: pathlib.Path) -> pathlib.Path:
+  """A run folder holding `config` and its freshly initialised state as checkpoint 0."""
+  state = train.build(config, steps_per_epoch=1).create_state(
+      jnp.zeros((2, *data.input_shape(config.dataset))), jax.random.key(0)
+  )
+  checkpoints.save_config(config, workdir)
+  manager = checkpoints.manager(workdir, keep=1)
+  manager.save(0, args=checkpoints.ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+  return workdir
+
+
+def run_experiment(name: str, *flags: str) -> subprocess.CompletedProcess:
+  finished = subprocess.run(
+      [sys.executable, "-m", f"experiments.{name}", *flags], cwd=REPO, capture_output=True, text=True, timeout=600
+  )
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  return finished
+
+
+POSTHOC_FLAGS = ("--posthoc", "--posthoc_train_examples=256", "--posthoc_test_examples=64", "--posthoc_epochs=1")
+
+
+@pytest.mark.parametrize("posthoc", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_metamers_experiment_writes_figures_and_metrics(tmp_path, posthoc):
+  flow_config = mnist_ce.get_config("tiny")
+  flow_config.model.steps_per_level, flow_config.model.width = 1, 8
+  flow_run = untrained_run(flow_config, tmp_path / "flow")
+  oracle_run = untrained_run(mnist_cnn.get_config("tiny"), tmp_path / "oracle")
+  finished = run_experiment(
+      "metamers", f"--workdir={flow_run}", f"--oracle_workdir={oracle_run}", f"--out={tmp_path / 'analysis'}",
+      "--num_pairs=16", "--figure_pairs=3", "--num_paths=2", "--path_steps=3", "--batch_size=8",
+      *(POSTHOC_FLAGS if posthoc else ()),
+  )
+  for name in ("metamers.png", "interpolations.png", "metamer_metrics.json"):
+    assert f"Wrote {tmp_path / 'analysis' / name}" in finished.stdout
+  metrics = json.loads((tmp_path / "analysis" / "metamer_metrics.json").read_text())
+  assert metrics["logit_preservation"]["max_abs"] <= 1e-4
+  assert len(metrics["path_logit_preservation"]["max_abs"]) == 3
+  assert metrics["oracle"]["metamers"]["num_pairs"] == 16
+  assert ("posthoc_nuisance_classifier" in metrics) == posthoc
+
+
+@pytest.mark.slow
+def test_spheres_experiment_writes_the_decision_planes(tmp_path):
+  finished = run_experiment(
+      "spheres", f"--out={tmp_path}", "--steps=20", "--nuisance_examples=512", "--nuisance_epochs=1",
+      "--resolution=21",
+  )
+  assert f"Wrote {tmp_path / 'spheres_planes.png'}" in finished.stdout
+  metrics = json.loads((tmp_path / "spheres_metrics.json").read_text())
+  assert metrics["metamer_logit_class"] == 0  # the metamer keeps the inner point's logits
