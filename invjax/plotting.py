@@ -20,7 +20,6 @@ import numpy as np
 from invjax.data.figures import displayable
 
 _CELL_INCHES = 1.1
-_TRIPLET_HEADERS = ("logit source", "metamer", "nuisance source")
 
 
 def _is_grey(sources: np.ndarray) -> bool:
@@ -46,6 +45,7 @@ def metamer_figure(
     *,
     captions: Sequence[tuple[str, str, str]] | None = None,
     triplets_per_row: int = 3,
+    column_titles: tuple[str, str, str] = ("logit source", "metamer", "nuisance source"),
     grey: bool | None = None,
     title: str | None = None,
 ) -> matplotlib.figure.Figure:
@@ -56,6 +56,8 @@ def metamer_figure(
     captions: optional B triples of strings drawn under the three images
       (e.g. labels or oracle predictions).
     triplets_per_row: examples side by side in one row of the figure.
+    column_titles: headers of the three columns (e.g. ("target", "attack", "start")
+      for `analysis.attack` results).
     grey: draw channel 0 in grey; None: when all sources are digit inputs.
     title: optional figure title.
   """
@@ -85,7 +87,7 @@ def metamer_figure(
         continue
       _show(axis, images[index], grey, None if captions is None else captions[index][column])
       if index < triplets_per_row:
-        axis.set_title(_TRIPLET_HEADERS[column], fontsize=8)
+        axis.set_title(column_titles[column], fontsize=8)
   return figure
 
 

@@ -1,0 +1,33 @@
+"""Two processes on localhost train together through jax.distributed and agree."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_end_with_identical_parameters(tmp_path):
+  port = _free_port()
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+         "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+  workers = [
+      subprocess.Popen([sys.executable, str(TESTS / "multihost_worker.py"), str(port), str(i), str(tmp_path)],
+                       cwd=TESTS.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+      for i in range(2)
+  ]
+  outputs = []
+  for worker in workers:
+    stdout, stderr = worker.communicate(timeout=400)
+    assert worker.returncode == 0, stderr[-4000:]
+    outputs.append([line for line in stdout.splitlines() if line.startswith("FINGERPRINT")])
+  assert outputs[0] and outputs[0] == outputs[1], outputs
+  assert outputs[0][0].split()[1] == "2"  # both saw two processes
