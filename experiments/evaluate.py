@@ -30,7 +30,9 @@ def _load_array(path: str, what: str) -> np.ndarray:
   try:
     return np.load(path, allow_pickle=False)
   except (OSError, ValueError) as error:
-    raise ValueError(f"Cannot read {what} from {path} ({error}); save them with numpy.save as a numeric array.") from error
+    raise ValueError(
+        f"Cannot read {what} from {path} ({error}); save them with numpy.save as a numeric array."
+    ) from error
 
 
 def _format_confusion(confusion: np.ndarray) -> str:

@@ -24,16 +24,22 @@ from invjax import data, metamers, parallel, plotting, train
 from invjax.analysis import batching, features, oracle, posthoc
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained fi-RevNet.")
-_ORACLE_WORKDIR = flags.DEFINE_string("oracle_workdir", None, "Run folder of an oracle classifier (e.g. configs/mnist_cnn.py).")
+_ORACLE_WORKDIR = flags.DEFINE_string(
+    "oracle_workdir", None, "Run folder of an oracle classifier (e.g. trained with configs/mnist_cnn.py)."
+)
 _OUT = flags.DEFINE_string("out", None, "Output folder (default: WORKDIR/analysis).")
 _SPLIT = flags.DEFINE_string("split", "test", "Split the pairs are drawn from.")
-_NUM_PAIRS = flags.DEFINE_integer("num_pairs", 1000, "Pairs of different classes the metrics average over.")
+_NUM_PAIRS = flags.DEFINE_integer(
+    "num_pairs", 1000, "Pairs of different classes the metrics average over (at least figure_pairs and num_paths)."
+)
 _FIGURE_PAIRS = flags.DEFINE_integer("figure_pairs", 18, "Pairs shown in metamers.png (three per row).")
 _NUM_PATHS = flags.DEFINE_integer("num_paths", 8, "Interpolation paths (rows of interpolations.png).")
 _PATH_STEPS = flags.DEFINE_integer("path_steps", 9, "Steps of each interpolation path, endpoints included.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Examples per compiled call.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the pairing and of the post-hoc classifier.")
-_POSTHOC = flags.DEFINE_bool("posthoc", False, "Also train a post-hoc nuisance classifier on z_n (slow: encodes the splits).")
+_POSTHOC = flags.DEFINE_bool(
+    "posthoc", False, "Also train a post-hoc nuisance classifier on z_n (slow: encodes the splits)."
+)
 _POSTHOC_EPOCHS = flags.DEFINE_integer("posthoc_epochs", 10, "Epochs of the post-hoc nuisance classifier.")
 _POSTHOC_TRAIN_EXAMPLES = flags.DEFINE_integer("posthoc_train_examples", 0, "Training examples it uses (0: all).")
 _POSTHOC_TEST_EXAMPLES = flags.DEFINE_integer("posthoc_test_examples", 0, "Test examples it is scored on (0: all).")
@@ -44,7 +50,9 @@ def _progress(what: str):
   return lambda done, total: print(f"  {what} {done}/{total}", flush=True)
 
 
-def _pairs_of_different_classes(labels: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pairs_of_different_classes(
+    labels: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
   """Indices (a, b) of `count` random pairs with labels[a] != labels[b]."""
   if len(np.unique(labels)) < 2:
     raise ValueError("The split has a single class: no pairs of different classes exist.")
@@ -57,16 +65,19 @@ def _pairs_of_different_classes(labels: np.ndarray, count: int, rng: np.random.G
 
 def _nuisances(run, mesh, split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
   """z_n and labels of the first `limit` examples (0: all) of a split, encoded batch by batch."""
+  options = run.config.dataset_options
   batches = data.load(run.config.dataset, split, batch_size=_BATCH_SIZE.value, num_epochs=1, shuffle=False,
-                      dequantize=False, drop_remainder=False, **run.config.dataset_options)
-  total = min(limit or np.inf, data.num_examples(run.config.dataset, split, **run.config.dataset_options))
+                      dequantize=False, drop_remainder=False, **options)
+  available = data.num_examples(run.config.dataset, split, **options)
+  total = min(limit, available) if limit else available
+  report = _progress(f"encoded {split}")
   z_n, labels, done = [], [], 0
   for index, batch in enumerate(batches, start=1):
     z_n.append(np.asarray(metamers.encode(run.model, run.variables, batch["image"], mesh=mesh)[1])[batch["mask"]])
     labels.append(batch["label"][batch["mask"]])
     done += int(batch["mask"].sum())
     if index % 20 == 0 or done >= total:
-      _progress(f"encoded {split}")(min(done, total), total)
+      report(min(done, total), total)
     if done >= total:
       break
   return np.concatenate(z_n)[:total], np.concatenate(labels)[:total]
@@ -79,6 +90,39 @@ def _json_ready(tree):
   return np.asarray(tree).tolist()
 
 
+def _oracle_metrics(x_a, x_met, paths, y_a, y_b) -> tuple[dict, np.ndarray, np.ndarray]:
+  """The oracle run's metrics, its classes of the metamers (P,) and of the path steps (paths, steps)."""
+  oracle_run = train.load_run(_ORACLE_WORKDIR.value)
+  oracle_jit = jax.jit(features.logits_function(oracle_run.model))
+  oracle_logits = lambda x: batching.map_in_batches(
+      lambda chunk: oracle_jit(oracle_run.variables, chunk), x, batch_size=_BATCH_SIZE.value
+  )
+  num_paths = len(paths)
+  metrics = {
+      "workdir": _ORACLE_WORKDIR.value,
+      "error_on_logit_sources": float(np.mean(oracle_logits(x_a).argmax(-1) != y_a)),
+      "metamers": oracle.oracle_agreement(oracle_logits, x_met, y_a, y_b),
+      "paths": oracle.interpolation_oracle_agreement(oracle_logits, paths, y_a[:num_paths], y_b[:num_paths]),
+  }
+  path_classes = oracle_logits(paths.reshape(-1, *paths.shape[2:])).argmax(-1).reshape(paths.shape[:2])
+  return metrics, oracle_logits(x_met).argmax(-1), path_classes
+
+
+def _posthoc_metrics(run, mesh) -> dict:
+  print("Post-hoc nuisance classifier: encoding the splits ...")
+  train_set = _nuisances(run, mesh, "train", _POSTHOC_TRAIN_EXAMPLES.value)
+  test_set = _nuisances(run, mesh, "test", _POSTHOC_TEST_EXAMPLES.value)
+  result = posthoc.posthoc_nuisance_errors(
+      jax.random.key(_SEED.value), train_set, test_set, num_classes=run.config.num_classes,
+      num_epochs=_POSTHOC_EPOCHS.value,
+      report=lambda epoch, loss: print(f"  epoch {epoch}/{_POSTHOC_EPOCHS.value}  loss {loss:.4f}", flush=True),
+  )
+  return {
+      "train_error": result.train_error, "test_error": result.test_error,
+      "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
+  }
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -88,88 +132,66 @@ def main(argv):
   out = _OUT.value or os.path.join(_WORKDIR.value, "analysis")
   os.makedirs(out, exist_ok=True)
   mesh = parallel.make_data_mesh()
-  rng = np.random.default_rng(_SEED.value)
   model, variables = run.model, run.variables
 
   images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, **run.config.dataset_options)
-  a, b = _pairs_of_different_classes(labels, max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value), rng)
+  num_pairs = max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value)
+  a, b = _pairs_of_different_classes(labels, num_pairs, np.random.default_rng(_SEED.value))
   x_a, x_b, y_a, y_b = images[a], images[b], labels[a], labels[b]
-  print(f"Metamers of {len(a)} pairs from {run.config.dataset}/{_SPLIT.value} ...")
+  print(f"Metamers of {num_pairs} pairs from {run.config.dataset}/{_SPLIT.value} ...")
   x_met = batching.map_in_batches(
-      lambda a, b: metamers.metameric_sample(model, variables, a, b, mesh=mesh), x_a, x_b,
-      batch_size=_BATCH_SIZE.value, report=_progress("metamers"),
+      lambda logit_srcs, nuisance_srcs: metamers.metameric_sample(model, variables, logit_srcs, nuisance_srcs,
+                                                                  mesh=mesh),
+      x_a, x_b, batch_size=_BATCH_SIZE.value, report=_progress("metamers"),
   )
-  print(f"Interpolations of {_NUM_PATHS.value} pairs in {_PATH_STEPS.value} steps ...")
-  paths = np.asarray(metamers.nuisance_interpolation(
-      model, variables, x_a[: _NUM_PATHS.value], x_b[: _NUM_PATHS.value], _PATH_STEPS.value, mesh=mesh
-  ))
+  num_paths = _NUM_PATHS.value
+  print(f"Interpolations of {num_paths} pairs in {_PATH_STEPS.value} steps ...")
+  paths = np.asarray(
+      metamers.nuisance_interpolation(model, variables, x_a[:num_paths], x_b[:num_paths], _PATH_STEPS.value, mesh=mesh)
+  )
 
   logits = jax.jit(features.logits_function(model))
-  model_logits = lambda x: logits(variables, x)
   metamer_logits, source_logits = batching.map_in_batches(
-      lambda met, a: (model_logits(met), model_logits(a)), x_met, x_a, batch_size=_BATCH_SIZE.value,
+      lambda *inputs: tuple(logits(variables, x) for x in inputs), x_met, x_a, batch_size=_BATCH_SIZE.value,
       report=_progress("logits of metamers and sources"),
   )
-  path_logits = model_logits(paths.reshape(-1, *paths.shape[2:])).reshape(*paths.shape[:2], -1)
+  path_logits = logits(variables, paths.reshape(-1, *paths.shape[2:])).reshape(*paths.shape[:2], -1)
   metrics = {
       "workdir": _WORKDIR.value,
       "step": run.step,
       "split": _SPLIT.value,
       "logit_preservation": oracle.logit_preservation(metamer_logits, source_logits),
-      "path_logit_preservation": oracle.logit_preservation(path_logits, source_logits[: _NUM_PATHS.value]),
+      "path_logit_preservation": oracle.logit_preservation(path_logits, source_logits[:num_paths]),
   }
-
-  metamer_captions = [(f"label {a}", f"model {p}", f"label {b}") for a, p, b in zip(y_a, metamer_logits.argmax(-1), y_b)]
+  metamer_captions = [f"model {c}" for c in metamer_logits.argmax(-1)]
   path_captions = None
   if _ORACLE_WORKDIR.value:
-    oracle_run = train.load_run(_ORACLE_WORKDIR.value)
-    oracle_jit = jax.jit(features.logits_function(oracle_run.model))
-    oracle_logits = lambda x: batching.map_in_batches(
-        lambda chunk: oracle_jit(oracle_run.variables, chunk), x, batch_size=_BATCH_SIZE.value
-    )
-    oracle_met = oracle_logits(x_met).argmax(-1)
-    metrics["oracle"] = {
-        "workdir": _ORACLE_WORKDIR.value,
-        "error_on_logit_sources": float(np.mean(oracle_logits(x_a).argmax(-1) != y_a)),
-        "metamers": oracle.oracle_agreement(oracle_logits, x_met, y_a, y_b),
-        "paths": oracle.interpolation_oracle_agreement(oracle_logits, paths, y_a[: _NUM_PATHS.value], y_b[: _NUM_PATHS.value]),
-    }
-    metamer_captions = [(a, f"oracle {o}", b) for (a, _, b), o in zip(metamer_captions, oracle_met)]
-    path_captions = oracle_logits(paths.reshape(-1, *paths.shape[2:])).argmax(-1).reshape(paths.shape[:2])
-    path_captions = [[f"oracle {o}" for o in row] for row in path_captions]
-
+    metrics["oracle"], metamer_classes, path_classes = _oracle_metrics(x_a, x_met, paths, y_a, y_b)
+    metamer_captions = [f"oracle {c}" for c in metamer_classes]
+    path_captions = [[f"oracle {c}" for c in row] for row in path_classes]
   if _POSTHOC.value:
-    print("Post-hoc nuisance classifier: encoding the splits ...")
-    train_set = _nuisances(run, mesh, "train", _POSTHOC_TRAIN_EXAMPLES.value)
-    test_set = _nuisances(run, mesh, "test", _POSTHOC_TEST_EXAMPLES.value)
-    result = posthoc.posthoc_nuisance_errors(
-        jax.random.key(_SEED.value), train_set, test_set, num_classes=run.config.num_classes,
-        num_epochs=_POSTHOC_EPOCHS.value,
-        report=lambda epoch, loss: print(f"  epoch {epoch}/{_POSTHOC_EPOCHS.value}  loss {loss:.4f}", flush=True),
-    )
-    metrics["posthoc_nuisance_classifier"] = {
-        "train_error": result.train_error, "test_error": result.test_error,
-        "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
-    }
+    metrics["posthoc_nuisance_classifier"] = _posthoc_metrics(run, mesh)
 
   shown = slice(0, _FIGURE_PAIRS.value)
   title = f"{os.path.basename(os.path.normpath(_WORKDIR.value))} (step {run.step})"
   figures = {
       "metamers.png": plotting.metamer_figure(
-          x_a[shown], x_met[shown], x_b[shown], captions=metamer_captions[shown], title=title
+          x_a[shown], x_met[shown], x_b[shown], title=title,
+          captions=[(f"label {ya}", met, f"label {yb}") for ya, met, yb in zip(y_a, metamer_captions, y_b)][shown],
       ),
       "interpolations.png": plotting.interpolation_figure(
-          paths, nuisance_sources=x_b[: _NUM_PATHS.value], captions=path_captions, title=title
+          paths, nuisance_sources=x_b[:num_paths], captions=path_captions, title=title
       ),
   }
   written = []
   for name, figure in figures.items():
     written.append(os.path.join(out, name))
     figure.savefig(written[-1], dpi=100)
+  metrics = _json_ready(metrics)
   written.append(os.path.join(out, "metamer_metrics.json"))
   with open(written[-1], "w") as file:
-    json.dump(_json_ready(metrics), file, indent=2)
-  print(json.dumps(_json_ready(metrics), indent=2))
+    json.dump(metrics, file, indent=2)
+  print(json.dumps(metrics, indent=2))
   print("\n".join(f"Wrote {path}" for path in written))
 
 

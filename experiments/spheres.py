@@ -26,7 +26,9 @@ _OUT = flags.DEFINE_string("out", "runs/spheres", "Output directory.")
 _STEPS = flags.DEFINE_integer("steps", 300, "Training steps of the flow.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Training batch size.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of the flow.")
-_NUISANCE_EXAMPLES = flags.DEFINE_integer("nuisance_examples", 10_000, "Fresh examples the nuisance classifier trains on.")
+_NUISANCE_EXAMPLES = flags.DEFINE_integer(
+    "nuisance_examples", 10_000, "Fresh examples the nuisance classifier trains on."
+)
 _NUISANCE_EPOCHS = flags.DEFINE_integer("nuisance_epochs", 10, "Epochs of the nuisance classifier.")
 _RESOLUTION = flags.DEFINE_integer("resolution", 201, "Grid points per plane axis.")
 _EXTENT = flags.DEFINE_float(
@@ -84,9 +86,13 @@ def main(argv):
   ]:
     marked = {name: np.asarray(plane.coordinates(point)) for name, point in marked.items()}
     extent = max(_EXTENT.value, 1.1 * max(np.max(np.abs(coordinates)) for coordinates in marked.values()))
-    for classifier, classifier_name in [(logit_classifier, "logit classifier"), (nuisance_classifier, "nuisance classifier")]:
+    for classifier, classifier_name in [
+        (logit_classifier, "logit classifier"), (nuisance_classifier, "nuisance classifier")
+    ]:
       decisions, axis = planes.decision_grid(classifier, plane, extent=extent, resolution=_RESOLUTION.value)
-      panels.append(plotting.PlanePanel(f"{classifier_name},\n{plane_name}", np.asarray(decisions), np.asarray(axis), marked))
+      panels.append(plotting.PlanePanel(
+          f"{classifier_name},\n{plane_name}", np.asarray(decisions), np.asarray(axis), marked
+      ))
   figure = plotting.decision_plane_figure(
       panels, circle_radii=(1.0, 10.0), class_names=("inner sphere (r=1)", "outer sphere (r=10)"),
       title=f"fi-RevNet (CE, {_STEPS.value} steps) on the concentric spheres, d = 100",

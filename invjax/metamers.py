@@ -54,7 +54,9 @@ def _metamer_one(model: models.FiRevNet, variables, x_logit_src: jax.Array, x_nu
   return _decode_one(model, variables, z_s, z_n)
 
 
-def _interpolation_one(model: models.FiRevNet, variables, x_a: jax.Array, x_b: jax.Array, weights: jax.Array) -> jax.Array:
+def _interpolation_one(
+    model: models.FiRevNet, variables, x_a: jax.Array, x_b: jax.Array, weights: jax.Array
+) -> jax.Array:
   z_s, z_n_a = models.split_latent(_encode_one(model, variables, x_a), model.num_classes)
   _, z_n_b = models.split_latent(_encode_one(model, variables, x_b), model.num_classes)
   decode_at = lambda t: _decode_one(model, variables, z_s, (1.0 - t) * z_n_a + t * z_n_b)
@@ -84,10 +86,13 @@ def _metamer_grid(model, variables, x_logit_srcs, x_nuisance_srcs):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _interpolation_batch(model, variables, x_a, x_b, weights):
-  return jax.vmap(functools.partial(_interpolation_one, model), in_axes=(None, 0, 0, None))(variables, x_a, x_b, weights)
+  over_pairs = jax.vmap(functools.partial(_interpolation_one, model), in_axes=(None, 0, 0, None))
+  return over_pairs(variables, x_a, x_b, weights)
 
 
-def _call_on_mesh(function: Callable, model, variables, batched: tuple, broadcast: tuple = (), mesh: Mesh | None = None):
+def _call_on_mesh(
+    function: Callable, model, variables, batched: tuple, broadcast: tuple = (), mesh: Mesh | None = None
+):
   """`function(model, variables, *batched, *broadcast)`, optionally spread over `mesh`.
 
   With a mesh, the arrays in `batched` (same leading size n) are padded to a

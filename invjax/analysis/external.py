@@ -69,7 +69,9 @@ def _raw_pixels(images: np.ndarray) -> tuple[np.ndarray, str]:
 
 def _check_labels(labels: np.ndarray, num_images: int, num_classes: int) -> None:
   if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-    raise ValueError(f"Labels must be a 1-D integer array of shape (N,); got dtype {labels.dtype}, shape {labels.shape}.")
+    raise ValueError(
+        f"Labels must be a 1-D integer array of shape (N,); got dtype {labels.dtype}, shape {labels.shape}."
+    )
   if len(labels) != num_images:
     raise ValueError(f"Got {len(labels)} labels for {num_images} images; need one label per image.")
   if labels.min() < 0 or labels.max() >= num_classes:

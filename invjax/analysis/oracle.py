@@ -32,25 +32,30 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LogitsFunction = Callable[[jax.Array], jax.Array]
 
 
-def _agreement(predictions: jax.Array, logit_source_labels: jax.Array, nuisance_source_labels: jax.Array) -> dict:
-  """Agreement fractions of predictions (B,) or (B, n); reduces the batch axis."""
+def _agreement(predictions, logit_source_labels, nuisance_source_labels) -> dict:
+  """Agreement fractions of predicted classes (B,) or (B, n); reduces the batch axis (counts in float64)."""
+  predictions, logit_source_labels, nuisance_source_labels = map(
+      np.asarray, (predictions, logit_source_labels, nuisance_source_labels)
+  )
   if logit_source_labels.shape != nuisance_source_labels.shape or predictions.shape[0] != logit_source_labels.shape[0]:
     raise ValueError(
         f"Need one logit-source and one nuisance-source label per example: predictions {predictions.shape}, "
         f"labels {logit_source_labels.shape} and {nuisance_source_labels.shape}."
     )
   differ = logit_source_labels != nuisance_source_labels
-  num_pairs = int(jnp.sum(differ))
+  num_pairs = int(np.sum(differ))
   if num_pairs == 0:
-    raise ValueError("Every pair has the same logit-source and nuisance-source label; pair examples of different classes.")
+    raise ValueError(
+        "Every pair has the same logit-source and nuisance-source label; pair examples of different classes."
+    )
   expand = lambda labels: labels.reshape(labels.shape + (1,) * (predictions.ndim - 1))
-  weights = expand(differ) / num_pairs
-  logit_source_class = jnp.sum(weights * (predictions == expand(logit_source_labels)), axis=0)
-  nuisance_source_class = jnp.sum(weights * (predictions == expand(nuisance_source_labels)), axis=0)
+  fraction = lambda labels: np.sum(expand(differ) & (predictions == expand(labels)), axis=0) / num_pairs
+  logit_source_class, nuisance_source_class = fraction(logit_source_labels), fraction(nuisance_source_labels)
   return {
       "logit_source_class": logit_source_class,
       "nuisance_source_class": nuisance_source_class,
@@ -60,7 +65,10 @@ def _agreement(predictions: jax.Array, logit_source_labels: jax.Array, nuisance_
 
 
 def oracle_agreement(
-    oracle_logits: LogitsFunction, metamers: jax.Array, logit_source_labels: jax.Array, nuisance_source_labels: jax.Array
+    oracle_logits: LogitsFunction,
+    metamers: jax.Array,
+    logit_source_labels: jax.Array,
+    nuisance_source_labels: jax.Array,
 ) -> dict:
   """Fractions of metamers (B, ...) the oracle puts in the logit source's, the nuisance source's or another class.
 

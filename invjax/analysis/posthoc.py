@@ -72,7 +72,9 @@ def _classifier_error_rate(classifier, variables, z_n, labels, batch_size):
   return losses.error_rate(logits, labels)
 
 
-def classifier_error_rate(classifier: losses.NuisanceClassifier, variables, z_n: jax.Array, labels: jax.Array, *, batch_size: int = 1024) -> float:
+def classifier_error_rate(
+    classifier: losses.NuisanceClassifier, variables, z_n: jax.Array, labels: jax.Array, *, batch_size: int = 1024
+) -> float:
   """Fraction of examples z_n (N, D) that `classifier` (in evaluation mode) gets wrong."""
   return float(_classifier_error_rate(classifier, variables, z_n, labels, batch_size))
 
