@@ -62,16 +62,16 @@ def get_config() -> ml_collections.ConfigDict:
 def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A small model and a few hundred steps: about two minutes on the 2-core CPU."""
   if config.model.kind == "fi_revnet":
-    config.model.steps_per_level = 2
-    config.model.width = 32
+    config.model.steps_per_level = 4
+    config.model.width = 48
   config.batch_size = 64
-  config.total_steps = 300
+  config.total_steps = 400
   config.optimizer.decay_epochs = ()
   config.nuisance_classifier.hidden = (256, 256)
   config.eval_examples = 2_000
   config.train_eval_examples = 2_000
   config.log_every_steps = 25
-  config.eval_every_steps = 300
+  config.eval_every_steps = 400
   config.checkpoint_every_steps = 100
   return config
 
