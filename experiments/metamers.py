@@ -15,6 +15,7 @@ Pairs test images (a, b) of different classes and writes into RUN/analysis/ (or 
 
 import json
 import os
+import sys
 
 import jax
 import numpy as np
@@ -90,9 +91,8 @@ def _json_ready(tree):
   return np.asarray(tree).tolist()
 
 
-def _oracle_metrics(x_a, x_met, paths, y_a, y_b) -> tuple[dict, np.ndarray, np.ndarray]:
+def _oracle_metrics(oracle_run, x_a, x_met, paths, y_a, y_b) -> tuple[dict, np.ndarray, np.ndarray]:
   """The oracle run's metrics, its classes of the metamers (P,) and of the path steps (paths, steps)."""
-  oracle_run = train.load_run(_ORACLE_WORKDIR.value)
   oracle_jit = jax.jit(features.logits_function(oracle_run.model))
   oracle_logits = lambda x: batching.map_in_batches(
       lambda chunk: oracle_jit(oracle_run.variables, chunk), x, batch_size=_BATCH_SIZE.value
@@ -123,12 +123,24 @@ def _posthoc_metrics(run, mesh) -> dict:
   }
 
 
+def _load_runs():
+  """The run and (with --oracle_workdir) the oracle run; exits with the reason if either cannot be used."""
+  try:
+    run = train.load_run(_WORKDIR.value)
+    oracle_run = train.load_run(_ORACLE_WORKDIR.value) if _ORACLE_WORKDIR.value else None
+  except (ValueError, FileNotFoundError) as error:
+    print(f"Error: {error}", file=sys.stderr)
+    sys.exit(1)
+  if run.kind != "fi_revnet":
+    print(f"Error: {_WORKDIR.value} holds a {run.kind} model; metamers need a fi-RevNet run.", file=sys.stderr)
+    sys.exit(1)
+  return run, oracle_run
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  run = train.load_run(_WORKDIR.value)
-  if run.kind != "fi_revnet":
-    raise app.UsageError(f"{_WORKDIR.value} holds a {run.kind} model; metamers need a fi-RevNet run.")
+  run, oracle_run = _load_runs()
   out = _OUT.value or os.path.join(_WORKDIR.value, "analysis")
   os.makedirs(out, exist_ok=True)
   mesh = parallel.make_data_mesh()
@@ -165,8 +177,8 @@ def main(argv):
   }
   metamer_captions = [f"model {c}" for c in metamer_logits.argmax(-1)]
   path_captions = None
-  if _ORACLE_WORKDIR.value:
-    metrics["oracle"], metamer_classes, path_classes = _oracle_metrics(x_a, x_met, paths, y_a, y_b)
+  if oracle_run is not None:
+    metrics["oracle"], metamer_classes, path_classes = _oracle_metrics(oracle_run, x_a, x_met, paths, y_a, y_b)
     metamer_captions = [f"oracle {c}" for c in metamer_classes]
     path_captions = [[f"oracle {c}" for c in row] for row in path_classes]
   if _POSTHOC.value:

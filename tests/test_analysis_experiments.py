@@ -15,22 +15,9 @@ import pytest
 
 from configs import mnist_ce, mnist_cnn
 from invjax import data, train
-from invjax.train import checkpoints
+from testing_utils import untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def untrained_run(config, workdir: pathlib.Path) -> pathlib.Path:
-  """A run folder holding `config` and its freshly initialised state as checkpoint 0."""
-  state = train.build(config, steps_per_epoch=1).create_state(
-      jnp.zeros((2, *data.input_shape(config.dataset))), jax.random.key(0)
-  )
-  checkpoints.save_config(config, workdir)
-  manager = checkpoints.manager(workdir, keep=1)
-  manager.save(0, args=checkpoints.ocp.args.StandardSave(state))
-  manager.wait_until_finished()
-  manager.close()
-  return workdir
 
 
 def run_experiment(name: str, *flags: str) -> subprocess.CompletedProcess:

@@ -7,7 +7,6 @@ import pytest
 
 from invjax import data
 from invjax.data import pipeline
-from test_data_support import tfds_dir  # noqa: F401 (fixture)
 
 
 def _first(batches):

@@ -6,7 +6,7 @@ from absl.testing import flagsaver
 
 from invjax import data
 from invjax.data import figures, preprocess, shift_mnist, sources, textures
-from test_data_support import DTD_DIR, tfds_dir  # noqa: F401 (fixture)
+from testing_utils import DTD_DIR
 
 NUM_TEST = 10_000
 

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 from invjax import data
 from invjax.data import sources
-from test_data_support import FASHION_MNIST_DIR, MNIST_DIR, tfds_dir  # noqa: F401 (fixture)
+from testing_utils import FASHION_MNIST_DIR, MNIST_DIR
 
 MNIST_TRAIN_HISTOGRAM = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_HISTOGRAM = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -1,6 +1,15 @@
 """Helpers shared by the tests."""
 
+import os
+import pathlib
+
 import jax
+import jax.flatten_util
+import jax.numpy as jnp
+
+from invjax import data
+from invjax import train
+from invjax.train import checkpoints
 
 
 def perturbed(variables, key: jax.Array, scale: float):
@@ -9,12 +18,29 @@ def perturbed(variables, key: jax.Array, scale: float):
   Moves every block away from its identity / zero initialisation, so that
   properties are tested on non-trivial parameters.
   """
-  leaves, tree = jax.tree.flatten(variables)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(
-      tree, [leaf + scale * jax.random.normal(k, leaf.shape, leaf.dtype) for leaf, k in zip(leaves, keys)]
-  )
+  flat, unflatten = jax.flatten_util.ravel_pytree(variables)
+  return unflatten(flat + scale * jax.random.normal(key, flat.shape, flat.dtype))
 
 
 def cast(tree, dtype):
   return jax.tree.map(lambda leaf: leaf.astype(dtype), tree)
+
+
+# Set by conftest.py from the environment, or ../shared/data by default.
+MNIST_DIR = pathlib.Path(os.environ["INVJAX_MNIST_DIR"])
+FASHION_MNIST_DIR = pathlib.Path(os.environ["INVJAX_FASHION_MNIST_DIR"])
+DTD_DIR = pathlib.Path(os.environ["INVJAX_DTD_DIR"])
+
+
+def untrained_run(config, workdir: pathlib.Path) -> pathlib.Path:
+  """A run folder holding `config` and its freshly initialised state as checkpoint 0,
+  saved the way training saves it: all that `train.load_run` needs."""
+  state = train.build(config, steps_per_epoch=1).create_state(
+      jnp.zeros((2, *data.input_shape(config.dataset))), jax.random.key(0)
+  )
+  checkpoints.save_config(config, workdir)
+  manager = checkpoints.manager(workdir, keep=1)
+  manager.save(0, args=checkpoints.ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+  return workdir
