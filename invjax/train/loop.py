@@ -126,6 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   last_saved = checkpoint_manager.latest_step()
 
   batches = train_batches(config, mesh, int(state.step), steps_per_epoch)
+  evaluation = None
   for step in range(int(state.step) + 1, config.total_steps + 1):
     state, metrics = train_step(state, next(batches), step_key)
     loss = float(metrics["loss"])
@@ -137,15 +138,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
       logging.info("%s", progress.line(step, scalars))
     if step % config.eval_every_steps == 0 or step == config.total_steps:
-      writer.write(step, evaluate_all(config, mesh, eval_step, state))
+      evaluation = evaluate_all(config, mesh, eval_step, state)
+      writer.write(step, evaluation)
     if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
       _check_finite(state, step, last_saved, workdir)
       checkpoint_manager.save(step, args=checkpoints.ocp.args.StandardSave(state))
       last_saved = step
 
   checkpoint_manager.wait_until_finished()
-  final = {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch,
-           **evaluate_all(config, mesh, eval_step, state)}
+  evaluation = evaluation or evaluate_all(config, mesh, eval_step, state)
+  final = {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch, **evaluation}
   writer.write_final(final)
   writer.close()
   checkpoint_manager.close()
