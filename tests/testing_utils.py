@@ -40,7 +40,7 @@ def untrained_run(config, workdir: pathlib.Path) -> pathlib.Path:
   )
   checkpoints.save_config(config, workdir)
   manager = checkpoints.manager(workdir, keep=1)
-  manager.save(0, args=checkpoints.ocp.args.StandardSave(state))
+  checkpoints.save(manager, 0, state)
   manager.wait_until_finished()
   manager.close()
   return workdir

@@ -28,6 +28,11 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
   )
 
 
+def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
+  """Saves `state` as checkpoint `step` (asynchronously: `wait_until_finished` before exiting)."""
+  checkpoint_manager.save(step, args=ocp.args.StandardSave(state))
+
+
 def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
   """The state saved at `step` (default: the latest), laid out like `abstract_state`."""
   step = checkpoint_manager.latest_step() if step is None else step

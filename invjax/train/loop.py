@@ -142,7 +142,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       writer.write(step, evaluation)
     if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
       _check_finite(state, step, last_saved, workdir)
-      checkpoint_manager.save(step, args=checkpoints.ocp.args.StandardSave(state))
+      checkpoints.save(checkpoint_manager, step, state)
       last_saved = step
 
   checkpoint_manager.wait_until_finished()
