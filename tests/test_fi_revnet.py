@@ -144,3 +144,12 @@ def test_inverse_rejects_latents_of_the_wrong_length():
 def test_bad_configuration_is_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     _tiny(**kwargs).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_imagenet_preset_builds_and_reads_1000_logits():
+  model = models.fi_revnet48_imagenet()
+  images = jax.ShapeDtypeStruct((2, 224, 224, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  z, logdet = jax.eval_shape(model.apply, variables, images)
+  assert z.shape == (2, 224 * 224 * 3) and logdet.shape == (2,)
+  assert model.level_shapes() == ([], (7, 7, 3072))
