@@ -1,5 +1,6 @@
 """Two processes on localhost train together through jax.distributed and agree."""
 
+import json
 import os
 import pathlib
 import socket
@@ -31,3 +32,6 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
     outputs.append([line for line in stdout.splitlines() if line.startswith("FINGERPRINT")])
   assert outputs[0] and outputs[0] == outputs[1], outputs
   assert outputs[0][0].split()[1] == "2"  # both saw two processes
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  logged_steps = [record["step"] for record in records if "train/loss" in record]
+  assert logged_steps == [2]  # written once, by process 0 alone

@@ -87,7 +87,7 @@ def evaluate_all(config, mesh, eval_step, state) -> dict:
 
 
 def _recovery(last_saved: int | None, workdir: str) -> str:
-  return (f"Nothing from this step was saved; the last good checkpoint (step {last_saved}) is in "
+  return (f"Nothing from this step on was saved; the last good checkpoint (step {last_saved}) is in "
           f"{workdir}/checkpoints. Lower config.optimizer.learning_rate or set "
           "config.optimizer.clip_norm, then run again to resume from it.")
 
@@ -102,7 +102,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics."""
   mesh = parallel.make_data_mesh()
   validate(config, mesh.size)
-  checkpoints.save_config(config, workdir)
+  is_lead_process = jax.process_index() == 0
+  if is_lead_process:
+    checkpoints.save_config(config, workdir)
   steps_per_epoch = data.num_examples(config.dataset, "train", **config.dataset_options) // config.batch_size
   parts = state_lib.build(config, steps_per_epoch)
   key = jax.random.key(config.seed)
@@ -121,7 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       out_shardings=replicated, donate_argnums=0,
   )
   eval_step = jax.jit(step_lib.make_eval_step(config, parts.model, parts.nuisance_classifier))
-  writer = writers.MetricWriter(workdir)
+  writer = writers.MetricWriter(workdir, enabled=is_lead_process)
   progress = writers.Progress(int(state.step), config.total_steps)
   last_saved = checkpoint_manager.latest_step()
 
@@ -129,12 +131,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   evaluation = None
   for step in range(int(state.step) + 1, config.total_steps + 1):
     state, metrics = train_step(state, next(batches), step_key)
-    loss = float(metrics["loss"])
-    if not np.isfinite(loss):
-      checkpoint_manager.wait_until_finished()
-      raise FloatingPointError(f"The loss became {loss} at step {step}. " + _recovery(last_saved, workdir))
     if step % config.log_every_steps == 0 or step == config.total_steps:
+      # Reading metrics waits for the step, so only at log steps; a non-finite state
+      # between them is caught before any checkpoint is written (`_check_finite`).
       scalars = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
+      if not np.isfinite(scalars["train/loss"]):
+        checkpoint_manager.wait_until_finished()
+        raise FloatingPointError(
+            f"The loss became {scalars['train/loss']} at step {step}. " + _recovery(last_saved, workdir))
       writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
       logging.info("%s", progress.line(step, scalars))
     if step % config.eval_every_steps == 0 or step == config.total_steps:

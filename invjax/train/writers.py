@@ -11,15 +11,23 @@ FINAL_METRICS_FILE = "final_metrics.json"
 
 
 class MetricWriter:
-  """Scalars to `workdir/metrics.jsonl` (one JSON object per write) and TensorBoard."""
+  """Scalars to `workdir/metrics.jsonl` (one JSON object per write) and TensorBoard.
 
-  def __init__(self, workdir: str | pathlib.Path):
+  In a multi-host job every process computes the same numbers; only the one
+  made with `enabled=True` (process 0) writes them.
+  """
+
+  def __init__(self, workdir: str | pathlib.Path, enabled: bool = True):
     self._workdir = pathlib.Path(workdir)
-    self._workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(self._workdir / METRICS_FILE, "a")
-    self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
+    self._enabled = enabled
+    if enabled:
+      self._workdir.mkdir(parents=True, exist_ok=True)
+      self._jsonl = open(self._workdir / METRICS_FILE, "a")
+      self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
+    if not self._enabled:
+      return
     self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
     self._jsonl.flush()
     with self._summary.as_default(step=step):
@@ -28,9 +36,13 @@ class MetricWriter:
     self._summary.flush()
 
   def write_final(self, metrics: dict) -> None:
+    if not self._enabled:
+      return
     (self._workdir / FINAL_METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
   def close(self) -> None:
+    if not self._enabled:
+      return
     self._jsonl.close()
     self._summary.close()
 
