@@ -36,6 +36,21 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
+def cross_entropy_step(logits_fn, optimizer: optax.GradientTransformation, params, optimizer_state, labels):
+  """One `optimizer` step on cross_entropy(logits_fn(params), labels).
+
+  Returns (params, optimizer_state, loss, logits), loss and logits before the step.
+  """
+
+  def loss_fn(params):
+    logits = logits_fn(params)
+    return cross_entropy(logits, labels), logits
+
+  (loss, logits), gradient = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  updates, optimizer_state = optimizer.update(gradient, optimizer_state, params)
+  return optax.apply_updates(params, updates), optimizer_state, loss, logits
+
+
 def error_rate(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """Fraction of examples whose argmax is not the label."""
   return jnp.mean(jnp.argmax(logits, -1) != labels)

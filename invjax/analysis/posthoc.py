@@ -51,14 +51,10 @@ def _train_epoch(classifier, optimizer, batch_size, params, optimizer_state, z_n
   def step(carry, inputs):
     params, optimizer_state = carry
     indices, step_key = inputs
-
-    def loss(params):
-      logits = classifier.apply({"params": params}, z_n[indices], train=True, rngs={"dropout": step_key})
-      return losses.cross_entropy(logits, labels[indices])
-
-    value, gradient = jax.value_and_grad(loss)(params)
-    updates, optimizer_state = optimizer.update(gradient, optimizer_state, params)
-    return (optax.apply_updates(params, updates), optimizer_state), value
+    logits_fn = lambda p: classifier.apply({"params": p}, z_n[indices], train=True, rngs={"dropout": step_key})
+    params, optimizer_state, value, _ = losses.cross_entropy_step(
+        logits_fn, optimizer, params, optimizer_state, labels[indices])
+    return (params, optimizer_state), value
 
   (params, optimizer_state), batch_losses = jax.lax.scan(
       step, (params, optimizer_state), (order, jax.random.split(dropout_key, num_batches))

@@ -52,14 +52,9 @@ def _train_step(model, optimizer):
 
   @jax.jit
   def train_step(params, optimizer_state, x, labels):
-    def loss(params):
-      batch_logits = logits({"params": params}, x)
-      return losses.cross_entropy(batch_logits, labels), batch_logits
-
-    (value, batch_logits), gradient = jax.value_and_grad(loss, has_aux=True)(params)
-    updates, optimizer_state = optimizer.update(gradient, optimizer_state, params)
-    metrics = {"loss": value, "error": losses.error_rate(batch_logits, labels)}
-    return optax.apply_updates(params, updates), optimizer_state, metrics
+    params, optimizer_state, value, batch_logits = losses.cross_entropy_step(
+        lambda p: logits({"params": p}, x), optimizer, params, optimizer_state, labels)
+    return params, optimizer_state, {"loss": value, "error": losses.error_rate(batch_logits, labels)}
 
   return train_step
 

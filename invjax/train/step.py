@@ -28,14 +28,9 @@ def _nuisance_updates(classifier, tx, steps, params, opt_state, z_n, labels, key
 
   def update(carry, step_key):
     params, opt_state = carry
-
-    def loss_fn(p):
-      logits = classifier.apply({"params": p}, z_n, train=True, rngs={"dropout": step_key})
-      return losses.cross_entropy(logits, labels)
-
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
+    logits_fn = lambda p: classifier.apply({"params": p}, z_n, train=True, rngs={"dropout": step_key})
+    params, opt_state, loss, _ = losses.cross_entropy_step(logits_fn, tx, params, opt_state, labels)
+    return (params, opt_state), loss
 
   (params, opt_state), step_losses = jax.lax.scan(update, (params, opt_state), jax.random.split(key, steps))
   return params, opt_state, step_losses[-1]
