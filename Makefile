@@ -15,7 +15,7 @@ export INVJAX_DTD_DIR ?= $(SHARED_DATA)/dtd
 DEMO_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all benchmark clean
+.PHONY: demo test test-all benchmark results clean
 
 $(INSTALLED): setup.py
 	python3 -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(INSTALLED)
 
 test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)
+
+# Every run of docs/results.md (about 80 minutes on the 2-core CPU; rerun to
+# resume), then results/*.json. Logs in runs/results/logs/.
+results: $(INSTALLED)
+	PYTHON=$(PYTHON) experiments/results.sh runs/results
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m experiments.benchmark

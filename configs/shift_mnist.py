@@ -1,5 +1,6 @@
 """shiftMNIST (SPEC 7): shared by the shift_mnist_* configs. `config.variant` is
-"binary" or "textured"; evaluation covers the clean and the shifted test sets."""
+"binary" or "textured"; evaluation covers the clean test set (the training
+distribution), the shifted one and the one without the feature."""
 
 from configs import base
 
@@ -7,5 +8,5 @@ from configs import base
 def adapt(config):
   config.variant = "binary"
   config.dataset = "shift_mnist/" + config.get_ref("variant")
-  config.eval_splits = ("test", "test_shifted")
+  config.eval_splits = ("test", "test_shifted", "test_none")
   return config

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
+from experiments import commands
 from invjax import data, metamers, parallel, plotting, train
 from invjax.analysis import batching, features, oracle, posthoc
 
@@ -170,6 +171,7 @@ def main(argv):
   path_logits = logits(variables, paths.reshape(-1, *paths.shape[2:])).reshape(*paths.shape[:2], -1)
   metrics = {
       "workdir": _WORKDIR.value,
+      "command": commands.command_line("experiments.metamers"),
       "step": run.step,
       "split": _SPLIT.value,
       "logit_preservation": oracle.logit_preservation(metamer_logits, source_logits),

@@ -7,11 +7,13 @@ with the same workdir resumes from its last checkpoint.
 import logging as pylogging
 import sys
 
+import jax
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import commands
 from invjax import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
@@ -31,6 +33,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_HideCheckpointerChatter())
+  if jax.process_index() == 0:
+    commands.record(_WORKDIR.value, "experiments.train")
   try:
     final = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (FloatingPointError, ValueError, FileNotFoundError) as error:

@@ -50,12 +50,19 @@ def test_binary_code_is_the_labels_and_spares_the_digit_area(splits, tfds_dir):
 
 
 @pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
-def test_test_split_is_clean_mnist(splits, mnist_test, variant):
+def test_clean_test_split_has_the_training_distribution(splits, mnist_test, variant):
   clean = splits[variant, "test"]
+  np.testing.assert_array_equal(clean.labels, mnist_test[1])
+  np.testing.assert_array_equal(clean.features, clean.labels)
+
+
+@pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
+def test_none_split_is_plain_mnist(splits, mnist_test, variant):
+  plain = splits[variant, "test_none"]
   digits, labels = mnist_test
-  np.testing.assert_array_equal(clean.images, preprocess.pad_digits(digits))
-  np.testing.assert_array_equal(clean.labels, labels)
-  assert (clean.features == shift_mnist.NO_FEATURE).all()
+  np.testing.assert_array_equal(plain.images, preprocess.pad_digits(digits))
+  np.testing.assert_array_equal(plain.labels, labels)
+  assert (plain.features == shift_mnist.NO_FEATURE).all()
 
 
 @pytest.mark.parametrize("variant", shift_mnist.VARIANTS)
@@ -75,7 +82,7 @@ def test_textured_composites_the_feature_category(mnist_test):
   digits, labels = digits[:500], labels[:500]
   levels = np.arange(10, dtype=np.uint8)[:, None, None, None] * 25
   constant_bank = np.broadcast_to(levels, (10, 2, 64, 64))  # Category k: constant 25 k.
-  for split in ("train", "test_shifted"):
+  for split in ("train", "test", "test_shifted"):
     shifted = shift_mnist.make_split("textured", split, digits, labels, constant_bank, seed=0)
     background = shifted.features * 25 * shift_mnist.TEXTURE_MAX // 255
     np.testing.assert_array_equal(shifted.images[:, 0, :], np.repeat(background[:, None], 32, axis=1))
@@ -97,7 +104,8 @@ def test_textured_train_and_test_textures_are_disjoint(splits):
   assert train_bank.shape == (10, 23, 64, 64) and test_bank.shape == (10, 11, 64, 64)
   border = np.ones((32, 32), bool)
   preprocess.digit_area(border)[...] = False
-  for split, own, other in (("train", train_bank, test_bank), ("test_shifted", test_bank, train_bank)):
+  for split, own, other in (("train", train_bank, test_bank), ("test", test_bank, train_bank),
+                            ("test_shifted", test_bank, train_bank)):
     shifted = splits["textured", split]
     for index in range(3):
       ring, category = shifted.images[index], shifted.features[index]

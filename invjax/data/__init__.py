@@ -7,7 +7,7 @@
 
 Datasets (`DATASETS`): "mnist", "fashion_mnist", "shift_mnist/binary",
 "shift_mnist/textured", "spheres", "imagenet"; splits "train" and "test", plus
-"test_shifted" for shiftMNIST. Modules, one concept each:
+"test_shifted" and "test_none" for shiftMNIST. Modules, one concept each:
 
 * `sources`: MNIST / Fashion-MNIST through TFDS, prepared offline from the
   original files (checksums verified).

@@ -1,11 +1,13 @@
 """shiftMNIST (SPEC 7): MNIST plus a feature that reveals the label at train time only.
 
-Two variants, each with three splits built from MNIST:
+Two variants, each with four splits built from MNIST:
 
 * `train` (MNIST train): every image carries the feature of its own label.
-* `test` (MNIST test): no feature, i.e. plain padded MNIST (the clean test set).
+* `test` (MNIST test): likewise, the clean test set of the training
+  distribution (textures from the held-out texture images).
 * `test_shifted` (MNIST test): every image carries the feature of a uniformly
-  random *other* class, drawn with the split's seed.
+  random *other* class, drawn with the split's seed (SPEC 7's `random`).
+* `test_none` (MNIST test): no feature, i.e. plain padded MNIST (SPEC 7's `none`).
 
 Images are 32x32 uint8 canvases (the 28x28 digit in rows/columns 2..29, see
 `preprocess`); everything, feature included, lives in the canvas, which becomes
@@ -22,8 +24,8 @@ DTD texture of category `textures.CATEGORIES[k]` (0 banded, 1 blotchy, 2 braided
 scaled into [0, 128]) and the digit is drawn on top with its intensity as
 opacity: out = d + (255 - d) * b / 255 for digit value d and background b, so
 digit strokes stay white and the texture shows through the dark background.
-Train crops come from train texture images, `test_shifted` crops from the
-disjoint test texture images (see `textures`).
+Train crops come from train texture images, `test` and `test_shifted` crops
+from the disjoint test texture images (see `textures`).
 
 Every split is a deterministic function of the MNIST split, the textures and
 `seed`.
@@ -38,7 +40,7 @@ import numpy as np
 from invjax.data import preprocess, sources, textures
 
 VARIANTS = ("binary", "textured")
-SPLITS = ("train", "test", "test_shifted")
+SPLITS = ("train", "test", "test_shifted", "test_none")
 NUM_CLASSES = 10
 NO_FEATURE = -1
 CODE_VALUE = 255
@@ -66,9 +68,9 @@ CODE_MASKS = _code_masks()  # (10, 32, 32): the pixels class k lights.
 
 def feature_classes(labels: np.ndarray, split: str, rng: np.random.Generator) -> np.ndarray:
   """The class whose feature each example of `split` carries (NO_FEATURE: none)."""
-  if split == "train":
+  if split in ("train", "test"):
     return labels.astype(np.int32)
-  if split == "test":
+  if split == "test_none":
     return np.full_like(labels, NO_FEATURE, dtype=np.int32)
   offsets = rng.integers(1, NUM_CLASSES, size=labels.shape)
   return ((labels + offsets) % NUM_CLASSES).astype(np.int32)
@@ -108,13 +110,13 @@ def make_split(
   """Builds a shiftMNIST split from MNIST digits (N, 28, 28) and labels (N,).
 
   `texture_bank` (see `textures.load_texture_bank`) is needed by textured
-  `train` (train textures) and `test_shifted` (test textures) only.
+  splits with a feature: train textures for `train`, test textures otherwise.
   """
   _check(variant, split)
   rng = np.random.default_rng([seed, VARIANTS.index(variant), SPLITS.index(split)])
   canvases = preprocess.pad_digits(digits)
   features = feature_classes(labels, split, rng)
-  if split == "test":
+  if split == "test_none":
     images = canvases
   elif variant == "binary":
     images = add_binary_code(canvases, features)
@@ -134,7 +136,7 @@ def _check(variant: str, split: str) -> None:
 def _load_cached(variant, split, seed, data_dir, manual_dir, dtd_dir) -> ShiftMnistSplit:
   mnist_split = "train" if split == "train" else "test"
   digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
-  needs_textures = variant == "textured" and split != "test"
+  needs_textures = variant == "textured" and split != "test_none"
   bank = None
   if needs_textures:
     bank = textures.load_texture_bank(mnist_split, dtd_dir=dtd_dir, data_dir=data_dir)
@@ -157,7 +159,7 @@ def load(
 
   Args:
     variant: "binary" or "textured".
-    split: "train", "test" or "test_shifted".
+    split: "train", "test", "test_shifted" or "test_none".
     data_seed: the dataset's seed (shifted classes, texture choice and crop).
     data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
     dtd_dir: DTD folder for the textures (`textures`).

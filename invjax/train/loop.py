@@ -124,6 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   )
   eval_step = jax.jit(step_lib.make_eval_step(config, parts.model, parts.nuisance_classifier))
   writer = writers.MetricWriter(workdir, enabled=is_lead_process)
+  writer.mark_start(int(state.step), writers.hardware())
   progress = writers.Progress(int(state.step), config.total_steps)
   last_saved = checkpoint_manager.latest_step()
 

@@ -1,13 +1,19 @@
-"""Where a run's numbers go: TensorBoard event files, a JSON-lines file, a progress line."""
+"""Where a run's numbers go (TensorBoard event files, a JSON-lines file, a progress
+line) and how the JSON lines are read back."""
 
 import json
+import os
 import pathlib
 import time
+
+import jax
 
 import tensorflow as tf
 
 METRICS_FILE = "metrics.jsonl"
 FINAL_METRICS_FILE = "final_metrics.json"
+WALL_TIME = "wall_time"  # Unix time of each JSON line.
+JOB_START = "job_start"
 
 
 class MetricWriter:
@@ -25,15 +31,24 @@ class MetricWriter:
       self._jsonl = open(self._workdir / METRICS_FILE, "a")
       self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
 
+  def mark_start(self, step: int, hardware: str) -> None:
+    """Records that a job (a first start or a resume) begins at `step` on `hardware` (JSON lines only)."""
+    self._write_record({"step": step, "event": JOB_START, "hardware": hardware})
+
   def write(self, step: int, scalars: dict[str, float]) -> None:
     if not self._enabled:
       return
-    self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
-    self._jsonl.flush()
+    self._write_record({"step": step, **scalars})
     with self._summary.as_default(step=step):
       for name, value in scalars.items():
         tf.summary.scalar(name, value)
     self._summary.flush()
+
+  def _write_record(self, record: dict) -> None:
+    if not self._enabled:
+      return
+    self._jsonl.write(json.dumps({**record, WALL_TIME: time.time()}) + "\n")
+    self._jsonl.flush()
 
   def write_final(self, metrics: dict) -> None:
     if not self._enabled:
@@ -66,3 +81,39 @@ class Progress:
     shown = " ".join(f"{name.split('/')[-1]}={value:.4g}" for name, value in scalars.items())
     return (f"step {step}/{self._total_steps} ({100 * step / self._total_steps:.0f}%) {shown} "
             f"| {rates['progress/steps_per_second']:.2f} steps/s, ETA {eta // 60}m{eta % 60:02d}s")
+
+
+def read_records(workdir: str | pathlib.Path) -> list[dict]:
+  """The JSON lines of a run, in the order written (a torn last line is skipped)."""
+  path = pathlib.Path(workdir) / METRICS_FILE
+  if not path.exists():
+    raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training run folder.")
+  records = []
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue  # A job killed mid-write leaves a partial line.
+  return records
+
+
+def wall_seconds(records: list[dict]) -> float:
+  """Wall time spent by all the jobs of a run: from each job's start to its last record."""
+  total, job_start, last = 0.0, None, None
+  for record in records:
+    if WALL_TIME not in record:
+      continue
+    if record.get("event") == JOB_START:
+      if job_start is not None:
+        total += last - job_start
+      job_start = record[WALL_TIME]
+    last = record[WALL_TIME]
+  if job_start is not None:
+    total += last - job_start
+  return total
+
+
+def hardware() -> str:
+  """What this job runs on, e.g. "1 x cpu (2 host CPUs)" or "8 x NVIDIA H100 80GB HBM3 (...)"."""
+  devices = jax.devices()
+  return f"{len(devices)} x {devices[0].device_kind} ({os.cpu_count()} host CPUs, {jax.process_count()} processes)"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Trains and analyses every run of docs/results.md, then writes results/*.json.
+#
+#   experiments/results.sh [RUNS_DIR]      (default runs/results; `make results`)
+#
+# Two jobs run at a time (one per core of the 2-core CPU the numbers were taken
+# on). Every command resumes: rerun the script after an interruption and it
+# continues each run from its last checkpoint; finished runs are only
+# re-evaluated. Logs go to RUNS_DIR/logs/<run>.log.
+set -euo pipefail
+
+RUNS="${1:-runs/results}"
+PYTHON="${PYTHON:-python}"
+mkdir -p "$RUNS/logs"
+
+# train NAME CONFIG [OVERRIDES...]: trains RUNS/NAME; its log is RUNS/logs/NAME.log.
+train() {
+  local name="$1"; shift
+  local log="$RUNS/logs/${name//\//_}.log"
+  echo "$(date +%T) start $name (log: $log)"
+  "$PYTHON" -m experiments.train --workdir="$RUNS/$name" --config="$@" >>"$log" 2>&1 \
+    && echo "$(date +%T) done  $name" || echo "$(date +%T) FAILED $name: see $log" >&2
+}
+
+# analyse NAME: metamers, oracle agreement and the post-hoc nuisance classifier of RUNS/NAME.
+analyse() {
+  local name="$1"
+  "$PYTHON" -m experiments.metamers --workdir="$RUNS/$name" --oracle_workdir="$RUNS/oracle/mnist_cnn" \
+    --posthoc --num_pairs=1000 >>"$RUNS/logs/${name//\//_}_analysis.log" 2>&1 \
+    && echo "$(date +%T) analysed $name" || echo "$(date +%T) FAILED analysis of $name" >&2
+}
+
+lane_ce() {
+  train oracle/mnist_cnn configs/mnist_cnn.py:cpu
+  train mnist/ce configs/mnist_ce.py:cpu
+  analyse mnist/ce
+  train shift_mnist/binary_ce configs/shift_mnist_ce.py:cpu --config.variant=binary
+  train shift_mnist/textured_ce configs/shift_mnist_ce.py:cpu --config.variant=textured
+  train ablation/binary_paper_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_form=paper --config.loss.nuisance_weight=0.1
+}
+
+lane_ice() {
+  train shift_mnist/binary_cnn configs/shift_mnist_cnn.py:cpu --config.variant=binary
+  train shift_mnist/textured_cnn configs/shift_mnist_cnn.py:cpu --config.variant=textured
+  train mnist/ice configs/mnist_ice.py:cpu
+  analyse mnist/ice
+  train shift_mnist/binary_ice configs/shift_mnist_ice.py:cpu --config.variant=binary
+  train shift_mnist/textured_ice configs/shift_mnist_ice.py:cpu --config.variant=textured
+  train ablation/binary_shuffled_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_weight=0.1
+}
+
+lane_ce & ce_lane=$!
+lane_ice & ice_lane=$!
+wait "$ce_lane" && wait "$ice_lane"
+"$PYTHON" -m experiments.spheres --out="$RUNS/spheres" >"$RUNS/logs/spheres.log" 2>&1
+echo "$(date +%T) spheres figure in $RUNS/spheres"
+"$PYTHON" -m experiments.results --runs="$RUNS" --out=results
