@@ -77,7 +77,7 @@ def make_tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
-CPU_EPOCHS = 2
+CPU_EPOCHS = 3
 
 
 def make_cpu(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -11,7 +11,9 @@ Reads every run folder under RUNS/mnist, RUNS/shift_mnist and RUNS/ablation
 * OUT/shift_mnist.json: one object per shiftMNIST run: train, clean-test and
   shifted-test errors (%);
 * OUT/ablation.json: the shiftMNIST rows of the nuisance-objective ablation;
-* OUT/tables.md: the same numbers as Markdown tables, for docs/results.md.
+* OUT/tables.md: the same numbers as Markdown tables, for docs/results.md;
+* FIGURES/: the shiftMNIST errors as a bar chart, the MNIST runs' metamer and
+  interpolation figures and the spheres figure (RUNS/spheres), for docs/results.md.
 
 Every row carries the run's epochs, wall time, hardware and the exact command
 that trained it, read from the run folder. A run that has not finished
@@ -20,8 +22,10 @@ that trained it, read from the run folder. A run that has not finished
 
 import json
 import pathlib
+import shutil
 import sys
 
+import matplotlib.figure
 from absl import app, flags
 
 from experiments import commands
@@ -29,6 +33,7 @@ from invjax.train import checkpoints, writers
 
 _RUNS = flags.DEFINE_string("runs", "runs/results", "Folder with the mnist/, shift_mnist/ and ablation/ runs.")
 _OUT = flags.DEFINE_string("out", "results", "Folder the JSON files and tables are written to.")
+_FIGURES = flags.DEFINE_string("figures", "docs/figures", "Folder the figures are written to.")
 
 METAMER_METRICS = pathlib.Path("analysis") / "metamer_metrics.json"
 
@@ -62,6 +67,11 @@ def _percent(value: float) -> float:
   return round(value, 2)
 
 
+def _from_fraction(value: float | None) -> float | None:
+  """A fraction as a percentage; None (JSON null) where the analysis did not measure it."""
+  return None if value is None else _percent(100 * value)
+
+
 def mnist_row(workdir: pathlib.Path) -> dict:
   facts = _run_facts(workdir)
   final = facts["final"]
@@ -73,14 +83,17 @@ def mnist_row(workdir: pathlib.Path) -> dict:
   if "posthoc_nuisance_classifier" not in analysis:
     raise ValueError(f"{analysis_path} has no post-hoc classifier: rerun experiments.metamers with --posthoc.")
   posthoc = analysis["posthoc_nuisance_classifier"]
+  metamers = analysis.get("oracle", {}).get("metamers", {})
   return {
       "model": facts["model"],
       "loss": facts["loss"],
       "logit_train_error": _percent(final["train/logit_error"]),
       "logit_test_error": _percent(final["test/logit_error"]),
-      "nuisance_train_error": _percent(100 * posthoc["train_error"]),
-      "nuisance_test_error": _percent(100 * posthoc["test_error"]),
+      "nuisance_train_error": _from_fraction(posthoc["train_error"]),
+      "nuisance_test_error": _from_fraction(posthoc["test_error"]),
       "bits_per_dim": round(final["test/bits_per_dim"], 3),
+      "metamers_oracle_logit_source_class": _from_fraction(metamers.get("logit_source_class")),
+      "metamers_oracle_nuisance_source_class": _from_fraction(metamers.get("nuisance_source_class")),
       **_common(facts),
       "analysis_command": analysis["command"],
   }
@@ -132,6 +145,43 @@ TABLES = {
 }
 
 
+def shift_mnist_figure(rows: list[dict]):
+  """Bars of clean-test and shifted-test error for each shiftMNIST run, one panel per variant."""
+  variants = sorted({row["variant"] for row in rows})
+  figure = matplotlib.figure.Figure(figsize=(5 * len(variants), 3.6))
+  axes = figure.subplots(1, len(variants), squeeze=False)
+  for axis, variant in zip(axes[0], variants):
+    shown = [row for row in rows if row["variant"] == variant]
+    positions = range(len(shown))
+    for offset, (key, label) in zip((-0.2, 0.2), (("test_error", "clean test"), ("test_shifted_error", "shifted test"))):
+      bars = axis.bar([p + offset for p in positions], [row[key] for row in shown], width=0.4, label=label)
+      axis.bar_label(bars, fmt="%.1f", fontsize=8)
+    axis.set_xticks(list(positions), [f"{row['model']}\n{row['loss']}" for row in shown])
+    axis.set_ylim(0, 100)
+    axis.set_ylabel("error (%)")
+    axis.set_title(f"{variant} shiftMNIST")
+  axes[0][0].legend(loc="upper left")
+  figure.tight_layout()
+  return figure
+
+
+def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> list[pathlib.Path]:
+  figures.mkdir(parents=True, exist_ok=True)
+  written = []
+  if results["shift_mnist"]:
+    written.append(figures / "shift_mnist_errors.png")
+    shift_mnist_figure(results["shift_mnist"]).savefig(written[-1], dpi=100)
+  copies = {runs / "spheres" / "spheres_planes.png": figures / "spheres_planes.png"}
+  for workdir in sorted((runs / "mnist").glob("*")):
+    for name in ("metamers.png", "interpolations.png"):
+      copies[workdir / "analysis" / name] = figures / f"mnist_{workdir.name}_{name}"
+  for source, target in copies.items():
+    if source.exists():
+      shutil.copyfile(source, target)
+      written.append(target)
+  return written
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -156,6 +206,8 @@ def main(argv):
     print(f"Wrote {out / name}.json ({len(rows)} rows)")
   (out / "tables.md").write_text("\n".join(tables))
   print("\n".join(tables))
+  for path in write_figures(runs, results, pathlib.Path(_FIGURES.value)):
+    print(f"Wrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""experiments.results: the machine-readable results of docs/results.md, read from run folders."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from configs import mnist_ice, shift_mnist_ce, shift_mnist_cnn
+from experiments import commands, results
+from invjax.train import checkpoints, writers
+
+
+def _finished_run(workdir, config, final, command="python -m experiments.train --config=X"):
+  """A run folder as experiments.train leaves it: config, metrics of two jobs, final metrics, command."""
+  checkpoints.save_config(config, workdir)
+  records = [
+      {"step": 0, "event": writers.JOB_START, "hardware": "1 x cpu", "wall_time": 1000.0},
+      {"step": 50, "train/loss": 1.0, "wall_time": 1060.0},
+      {"step": 50, "event": writers.JOB_START, "hardware": "1 x H100", "wall_time": 5000.0},
+      {"step": 100, "train/loss": 0.5, "wall_time": 5120.0},
+  ]
+  (workdir / writers.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 1')
+  (workdir / writers.FINAL_METRICS_FILE).write_text(json.dumps(final))
+  (workdir / commands.COMMANDS_FILE).write_text("python -m experiments.train --old\n" + command + "\n")
+  return workdir
+
+
+REPO = pathlib.Path(__file__).parent.parent
+
+
+def _collect(runs, out):
+  return subprocess.run([sys.executable, "-m", "experiments.results", f"--runs={runs}", f"--out={out}",
+                         f"--figures={out / 'figures'}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+SHIFT_FINAL = {"epochs": 2.0, "train/logit_error": 0.1, "test/logit_error": 0.9, "test_shifted/logit_error": 61.234,
+               "test_none/logit_error": 30.0}
+
+
+def test_wall_time_sums_the_jobs_and_skips_a_torn_line(tmp_path):
+  _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
+  records = writers.read_records(tmp_path)
+  assert len(records) == 4
+  assert writers.wall_seconds(records) == 60 + 120
+
+
+def test_shift_mnist_rows_say_what_ran_and_how(tmp_path):
+  config = shift_mnist_cnn.get_config("tiny")
+  config.variant = "textured"
+  row = results.shift_mnist_row(_finished_run(tmp_path, config, SHIFT_FINAL, command="python -m experiments.train -y"))
+  assert row == {
+      "variant": "textured", "model": "cnn", "loss": "ce", "train_error": 0.1, "test_error": 0.9,
+      "test_shifted_error": 61.23, "epochs": 2.0, "wall_minutes": 3.0, "hardware": "1 x H100",
+      "command": "python -m experiments.train -y",
+  }
+
+
+def test_mnist_rows_need_the_posthoc_analysis(tmp_path):
+  final = {"epochs": 1.0, "train/logit_error": 1.0, "test/logit_error": 2.0, "test/bits_per_dim": 1.23456}
+  workdir = _finished_run(tmp_path, mnist_ice.get_config("tiny"), final)
+  with pytest.raises(FileNotFoundError, match="--posthoc"):
+    results.mnist_row(workdir)
+  (workdir / "analysis").mkdir()
+  analysis = {"command": "python -m experiments.metamers --posthoc",
+              "posthoc_nuisance_classifier": {"train_error": 0.4021, "test_error": 0.277}}
+  (workdir / results.METAMER_METRICS).write_text(json.dumps(analysis))
+  row = results.mnist_row(workdir)
+  assert (row["model"], row["loss"]) == ("fi-revnet", "ice")
+  assert (row["nuisance_train_error"], row["nuisance_test_error"], row["bits_per_dim"]) == (40.21, 27.7, 1.235)
+  assert row["analysis_command"] == analysis["command"]
+
+
+def test_unfinished_run_is_an_error_naming_it(tmp_path):
+  workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
+  (workdir / writers.FINAL_METRICS_FILE).unlink()
+  with pytest.raises(FileNotFoundError, match="has not finished"):
+    results.shift_mnist_row(workdir)
+
+
+def test_main_writes_the_json_files_and_tables(tmp_path):
+  runs, out = tmp_path / "runs", tmp_path / "results"
+  for name, variant in (("binary_ce", "binary"), ("textured_ce", "textured")):
+    config = shift_mnist_ce.get_config("tiny")
+    config.variant = variant
+    (runs / "shift_mnist" / name).mkdir(parents=True)
+    _finished_run(runs / "shift_mnist" / name, config, SHIFT_FINAL)
+  completed = _collect(runs, out)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  rows = json.loads((out / "shift_mnist.json").read_text())
+  assert [row["variant"] for row in rows] == ["binary", "textured"]
+  assert json.loads((out / "mnist.json").read_text()) == []
+  assert "| textured | fi-revnet | ce | 0.1 | 0.9 | 61.23 |" in (out / "tables.md").read_text()
+  assert (out / "figures" / "shift_mnist_errors.png").stat().st_size > 0
+
+
+def test_main_without_runs_exits_with_the_reason(tmp_path):
+  completed = _collect(tmp_path, tmp_path / "results")
+  assert completed.returncode == 1 and "no finished runs" in completed.stderr
+
+
+def test_commands_are_recorded_one_line_per_job(tmp_path, monkeypatch):
+  with pytest.raises(FileNotFoundError, match="experiments.train"):
+    commands.last_recorded(tmp_path)
+  monkeypatch.setattr(sys, "argv", ["train.py", "--workdir=my run", "--config=configs/mnist_ce.py:cpu"])
+  commands.record(tmp_path, "experiments.train")
+  monkeypatch.setattr(sys, "argv", ["train.py", "--config.total_steps=9"])
+  commands.record(tmp_path, "experiments.train")
+  assert (tmp_path / commands.COMMANDS_FILE).read_text().splitlines()[0] == (
+      "python -m experiments.train '--workdir=my run' --config=configs/mnist_ce.py:cpu")
+  assert commands.last_recorded(tmp_path) == "python -m experiments.train --config.total_steps=9"
