@@ -2,11 +2,12 @@
 "binary" or "textured"; evaluation covers the clean test set (the training
 distribution), the shifted one and the one without the feature."""
 
-from configs import base
+from invjax.data import shift_mnist
 
 
 def adapt(config):
   config.variant = "binary"
   config.dataset = "shift_mnist/" + config.get_ref("variant")
+  config.dataset_options.texture_max = shift_mnist.TEXTURE_MAX  # Contrast of the textures (textured only).
   config.eval_splits = ("test", "test_shifted", "test_none")
   return config

@@ -82,13 +82,18 @@ def test_textured_composites_the_feature_category(mnist_test):
   digits, labels = digits[:500], labels[:500]
   levels = np.arange(10, dtype=np.uint8)[:, None, None, None] * 25
   constant_bank = np.broadcast_to(levels, (10, 2, 64, 64))  # Category k: constant 25 k.
-  for split in ("train", "test", "test_shifted"):
-    shifted = shift_mnist.make_split("textured", split, digits, labels, constant_bank, seed=0)
-    background = shifted.features * 25 * shift_mnist.TEXTURE_MAX // 255
+  for split, texture_max in (("train", shift_mnist.TEXTURE_MAX), ("test", 255), ("test_shifted", 60)):
+    shifted = shift_mnist.make_split("textured", split, digits, labels, constant_bank, seed=0, texture_max=texture_max)
+    background = shifted.features * 25 * texture_max // 255
     np.testing.assert_array_equal(shifted.images[:, 0, :], np.repeat(background[:, None], 32, axis=1))
     canvases = preprocess.pad_digits(digits)
     np.testing.assert_array_equal(shifted.images[canvases == 255], 255)  # Digit on top.
     assert (shifted.images >= canvases).all()
+
+
+def test_texture_max_must_be_a_pixel_value(mnist_test):
+  with pytest.raises(ValueError, match=r"texture_max is a raw pixel value in \[0, 255\], not 300"):
+    shift_mnist.make_split("textured", "train", *mnist_test, None, seed=0, texture_max=300)
 
 
 def _matching_windows(ring: np.ndarray, mask: np.ndarray, bank: np.ndarray) -> int:

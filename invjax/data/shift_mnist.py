@@ -21,8 +21,8 @@ Textured: class k's canvas is composited over a random 32x32 crop of a random
 DTD texture of category `textures.CATEGORIES[k]` (0 banded, 1 blotchy, 2 braided,
 3 bubbly, 4 bumpy, 5 chequered, 6 cobwebbed, 7 cracked, 8 crosshatched,
 9 crystalline). The texture is the background at reduced contrast (raw values
-scaled into [0, 128]) and the digit is drawn on top with its intensity as
-opacity: out = d + (255 - d) * b / 255 for digit value d and background b, so
+scaled into [0, texture_max], by default [0, 128]) and the digit is drawn on top
+with its intensity as opacity: out = d + (255 - d) * b / 255 for digit value d and background b, so
 digit strokes stay white and the texture shows through the dark background.
 Train crops come from train texture images, `test` and `test_shifted` crops
 from the disjoint test texture images (see `textures`).
@@ -92,10 +92,10 @@ def texture_crops(bank: np.ndarray, classes: np.ndarray, rng: np.random.Generato
   return windows[classes, images, rows, cols]
 
 
-def composite(canvases: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-  """Draws canvases over uint8 backgrounds scaled into [0, TEXTURE_MAX], digit intensity as opacity."""
+def composite(canvases: np.ndarray, backgrounds: np.ndarray, texture_max: int = TEXTURE_MAX) -> np.ndarray:
+  """Draws canvases over uint8 backgrounds scaled into [0, texture_max], digit intensity as opacity."""
   digit = canvases.astype(np.uint16)
-  background = backgrounds.astype(np.uint16) * TEXTURE_MAX // 255
+  background = backgrounds.astype(np.uint16) * texture_max // 255
   return (digit + ((255 - digit) * background + 127) // 255).astype(np.uint8)
 
 
@@ -106,13 +106,17 @@ def make_split(
     labels: np.ndarray,
     texture_bank: np.ndarray | None,
     seed: int,
+    texture_max: int = TEXTURE_MAX,
 ) -> ShiftMnistSplit:
   """Builds a shiftMNIST split from MNIST digits (N, 28, 28) and labels (N,).
 
   `texture_bank` (see `textures.load_texture_bank`) is needed by textured
   splits with a feature: train textures for `train`, test textures otherwise.
+  `texture_max` is the brightest raw value of a texture (its contrast).
   """
   _check(variant, split)
+  if not 0 <= texture_max <= 255:
+    raise ValueError(f"texture_max is a raw pixel value in [0, 255], not {texture_max}.")
   rng = np.random.default_rng([seed, VARIANTS.index(variant), SPLITS.index(split)])
   canvases = preprocess.pad_digits(digits)
   features = feature_classes(labels, split, rng)
@@ -121,7 +125,7 @@ def make_split(
   elif variant == "binary":
     images = add_binary_code(canvases, features)
   else:
-    images = composite(canvases, texture_crops(texture_bank, features, rng))
+    images = composite(canvases, texture_crops(texture_bank, features, rng), texture_max)
   return ShiftMnistSplit(images, labels.astype(np.int32), features)
 
 
@@ -133,14 +137,14 @@ def _check(variant: str, split: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_cached(variant, split, seed, data_dir, manual_dir, dtd_dir) -> ShiftMnistSplit:
+def _load_cached(variant, split, seed, texture_max, data_dir, manual_dir, dtd_dir) -> ShiftMnistSplit:
   mnist_split = "train" if split == "train" else "test"
   digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
   needs_textures = variant == "textured" and split != "test_none"
   bank = None
   if needs_textures:
     bank = textures.load_texture_bank(mnist_split, dtd_dir=dtd_dir, data_dir=data_dir)
-  result = make_split(variant, split, digits, labels, bank, seed)
+  result = make_split(variant, split, digits, labels, bank, seed, texture_max)
   for array in result:
     array.flags.writeable = False
   return result
@@ -151,6 +155,7 @@ def load(
     split: str,
     *,
     data_seed: int = 0,
+    texture_max: int = TEXTURE_MAX,
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     dtd_dir: str | os.PathLike | None = None,
@@ -161,6 +166,8 @@ def load(
     variant: "binary" or "textured".
     split: "train", "test", "test_shifted" or "test_none".
     data_seed: the dataset's seed (shifted classes, texture choice and crop).
+    texture_max: textured only: the brightest raw texture value (default 128;
+      255 gives full-contrast textures).
     data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
     dtd_dir: DTD folder for the textures (`textures`).
   """
@@ -169,5 +176,6 @@ def load(
       variant,
       split,
       data_seed,
+      texture_max,
       *(None if path is None else os.fspath(path) for path in (data_dir, manual_dir, dtd_dir)),
   )
