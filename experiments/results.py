@@ -114,10 +114,12 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
 
 
 def ablation_row(workdir: pathlib.Path) -> dict:
+  """A shiftMNIST row that also names the settings the ablation varies."""
   row = shift_mnist_row(workdir)
-  loss = checkpoints.load_config(workdir).loss
-  return {"run": workdir.name, "nuisance_form": loss.nuisance_form, "nuisance_weight": loss.nuisance_weight,
-          "mle_weight": loss.mle_weight, **row}
+  config = checkpoints.load_config(workdir)
+  return {"run": workdir.name, "nuisance_form": config.loss.nuisance_form,
+          "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
+          "texture_max": config.dataset_options.get("texture_max") if row["variant"] == "textured" else None, **row}
 
 
 def _rows(folder: pathlib.Path, make_row) -> list[dict]:
@@ -140,8 +142,8 @@ TABLES = {
               "nuisance_test_error", "bits_per_dim", "epochs", "wall_minutes", "command"],
     "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
                     "wall_minutes", "command"],
-    "ablation": ["variant", "nuisance_form", "nuisance_weight", "mle_weight", "train_error", "test_error",
-                 "test_shifted_error", "epochs", "wall_minutes", "command"],
+    "ablation": ["variant", "texture_max", "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
+                 "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
 }
 
 

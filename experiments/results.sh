@@ -38,6 +38,10 @@ lane_ce() {
   train shift_mnist/textured_ce configs/shift_mnist_ce.py:cpu --config.variant=textured
   train ablation/binary_paper_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_form=paper --config.loss.nuisance_weight=0.1
+  train ablation/textured_255_ce configs/shift_mnist_ce.py:cpu --config.variant=textured \
+    --config.dataset_options.texture_max=255
+  train ablation/textured_255_ice configs/shift_mnist_ice.py:cpu --config.variant=textured \
+    --config.dataset_options.texture_max=255
 }
 
 lane_ice() {
