@@ -13,6 +13,7 @@ from invjax.train import checkpoints, writers
 
 
 def _finished_run(workdir, config, final, command="python -m experiments.train --config=X"):
+  workdir.mkdir(parents=True, exist_ok=True)
   """A run folder as experiments.train leaves it: config, metrics of two jobs, final metrics, command."""
   checkpoints.save_config(config, workdir)
   records = [
@@ -111,3 +112,14 @@ def test_commands_are_recorded_one_line_per_job(tmp_path, monkeypatch):
   assert (tmp_path / commands.COMMANDS_FILE).read_text().splitlines()[0] == (
       "python -m experiments.train '--workdir=my run' --config=configs/mnist_ce.py:cpu")
   assert commands.last_recorded(tmp_path) == "python -m experiments.train --config.total_steps=9"
+
+
+def test_ablation_rows_name_the_varied_settings(tmp_path):
+  config = shift_mnist_ce.get_config("tiny")
+  config.variant = "textured"
+  config.dataset_options.texture_max = 255
+  row = results.ablation_row(_finished_run(tmp_path / "textured_255", config, SHIFT_FINAL))
+  assert (row["run"], row["texture_max"], row["loss"], row["nuisance_weight"]) == ("textured_255", 255, "ce", 0.0)
+  config.variant = "binary"
+  row = results.ablation_row(_finished_run(tmp_path / "binary", config, SHIFT_FINAL))
+  assert row["texture_max"] is None
