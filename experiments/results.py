@@ -2,15 +2,16 @@ r"""Collects the runs of docs/results.md into machine-readable results and table
 
     python -m experiments.results --runs=runs/results --out=results
 
-Reads every run folder under RUNS/mnist, RUNS/shift_mnist and RUNS/ablation
-(each written by `experiments.train`, MNIST runs also analysed by
-`experiments.metamers --posthoc`) and writes
+Reads every run folder under RUNS/mnist, RUNS/shift_mnist, RUNS/ablation and
+RUNS/mnist_ablation (each written by `experiments.train`, MNIST runs also
+analysed by `experiments.metamers --posthoc`) and writes
 
 * OUT/mnist.json: one object per MNIST fi-RevNet run: logit and post-hoc
   nuisance-classifier train/test errors (%), test bits/dim;
 * OUT/shift_mnist.json: one object per shiftMNIST run: train, clean-test and
   shifted-test errors (%);
-* OUT/ablation.json: the shiftMNIST rows of the nuisance-objective ablation;
+* OUT/ablation.json, OUT/mnist_ablation.json: the shiftMNIST and MNIST rows of
+  the ablations, with the settings they vary;
 * OUT/tables.md: the same numbers as Markdown tables, for docs/results.md;
 * FIGURES/: the shiftMNIST errors as a bar chart, the MNIST runs' metamer and
   interpolation figures and the spheres figure (RUNS/spheres), for docs/results.md.
@@ -31,7 +32,8 @@ from absl import app, flags
 from experiments import commands
 from invjax.train import checkpoints, writers
 
-_RUNS = flags.DEFINE_string("runs", "runs/results", "Folder with the mnist/, shift_mnist/ and ablation/ runs.")
+_RUNS = flags.DEFINE_string(
+    "runs", "runs/results", "Folder with the mnist/, shift_mnist/, ablation/ and mnist_ablation/ runs.")
 _OUT = flags.DEFINE_string("out", "results", "Folder the JSON files and tables are written to.")
 _FIGURES = flags.DEFINE_string("figures", "docs/figures", "Folder the figures are written to.")
 
@@ -113,13 +115,26 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
   }
 
 
-def ablation_row(workdir: pathlib.Path) -> dict:
-  """A shiftMNIST row that also names the settings the ablation varies."""
-  row = shift_mnist_row(workdir)
+def _ablation_settings(workdir: pathlib.Path) -> dict:
+  """The settings the ablations vary, as read from the run's config."""
   config = checkpoints.load_config(workdir)
+  textured = config.dataset == "shift_mnist/textured"
   return {"run": workdir.name, "nuisance_form": config.loss.nuisance_form,
           "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
-          "texture_max": config.dataset_options.get("texture_max") if row["variant"] == "textured" else None, **row}
+          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
+          "texture_max": config.dataset_options.get("texture_max") if textured else None}
+
+
+def ablation_row(workdir: pathlib.Path) -> dict:
+  """A shiftMNIST row that also names the settings the ablation varies."""
+  return {**_ablation_settings(workdir), **shift_mnist_row(workdir)}
+
+
+def mnist_ablation_row(workdir: pathlib.Path) -> dict:
+  """An MNIST row that also names the settings the ablation varies."""
+  settings = _ablation_settings(workdir)
+  del settings["texture_max"]
+  return {**settings, **mnist_row(workdir)}
 
 
 def _rows(folder: pathlib.Path, make_row) -> list[dict]:
@@ -142,6 +157,9 @@ TABLES = {
               "nuisance_test_error", "bits_per_dim", "epochs", "wall_minutes", "command"],
     "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
                     "wall_minutes", "command"],
+    "mnist_ablation": ["loss", "nuisance_form", "nuisance_weight", "mle_weight", "nuisance_classifier_steps",
+                       "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
+                       "bits_per_dim", "epochs", "wall_minutes", "command"],
     "ablation": ["variant", "texture_max", "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
                  "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
 }
@@ -193,12 +211,13 @@ def main(argv):
         "mnist": _rows(runs / "mnist", mnist_row),
         "shift_mnist": _rows(runs / "shift_mnist", shift_mnist_row),
         "ablation": _rows(runs / "ablation", ablation_row),
+        "mnist_ablation": _rows(runs / "mnist_ablation", mnist_ablation_row),
     }
   except (FileNotFoundError, ValueError) as error:
     print(f"Error: {error}", file=sys.stderr)
     sys.exit(1)
   if not any(results.values()):
-    print(f"Error: no finished runs under {runs}/{{mnist,shift_mnist,ablation}}.", file=sys.stderr)
+    print(f"Error: no finished runs under {runs}/{{mnist,shift_mnist,ablation,mnist_ablation}}.", file=sys.stderr)
     sys.exit(1)
   out.mkdir(parents=True, exist_ok=True)
   tables = []

@@ -53,6 +53,10 @@ lane_ice() {
   train shift_mnist/textured_ice configs/shift_mnist_ice.py:cpu --config.variant=textured
   train ablation/binary_shuffled_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=0.1
+  train mnist_ablation/ice_nc_steps_20 configs/mnist_ice.py:cpu --config.nuisance_classifier.steps_per_batch=20
+  analyse mnist_ablation/ice_nc_steps_20
+  train mnist_ablation/ice_weight_3 configs/mnist_ice.py:cpu --config.loss.nuisance_weight=3.0
+  analyse mnist_ablation/ice_weight_3
 }
 
 lane_ce & ce_lane=$!
