@@ -42,6 +42,8 @@ lane_ce() {
     --config.dataset_options.texture_max=255
   train ablation/textured_255_ice configs/shift_mnist_ice.py:cpu --config.variant=textured \
     --config.dataset_options.texture_max=255
+  train ablation/binary_shuffled_3 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_weight=3.0
 }
 
 lane_ice() {
