@@ -1,4 +1,4 @@
-"""experiments.results: the machine-readable results of docs/results.md, read from run folders."""
+"""experiments.results and experiments.collect: the machine-readable results of docs/results.md."""
 
 import json
 import pathlib
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from configs import mnist_ice, shift_mnist_ce, shift_mnist_cnn
-from experiments import commands, results
+from experiments import collect, commands
 from invjax.train import checkpoints, writers
 
 
@@ -51,7 +51,7 @@ def test_wall_time_sums_the_jobs_and_skips_a_torn_line(tmp_path):
 def test_shift_mnist_rows_say_what_ran_and_how(tmp_path):
   config = shift_mnist_cnn.get_config("tiny")
   config.variant = "textured"
-  row = results.shift_mnist_row(_finished_run(tmp_path, config, SHIFT_FINAL, command="python -m experiments.train -y"))
+  row = collect.shift_mnist_row(_finished_run(tmp_path, config, SHIFT_FINAL, command="python -m experiments.train -y"))
   assert row == {
       "variant": "textured", "model": "cnn", "loss": "ce", "train_error": 0.1, "test_error": 0.9,
       "test_shifted_error": 61.23, "epochs": 2.0, "wall_minutes": 3.0, "hardware": "1 x H100",
@@ -63,12 +63,12 @@ def test_mnist_rows_need_the_posthoc_analysis(tmp_path):
   final = {"epochs": 1.0, "train/logit_error": 1.0, "test/logit_error": 2.0, "test/bits_per_dim": 1.23456}
   workdir = _finished_run(tmp_path, mnist_ice.get_config("tiny"), final)
   with pytest.raises(FileNotFoundError, match="--posthoc"):
-    results.mnist_row(workdir)
+    collect.mnist_row(workdir)
   (workdir / "analysis").mkdir()
   analysis = {"command": "python -m experiments.metamers --posthoc",
               "posthoc_nuisance_classifier": {"train_error": 0.4021, "test_error": 0.277}}
-  (workdir / results.METAMER_METRICS).write_text(json.dumps(analysis))
-  row = results.mnist_row(workdir)
+  (workdir / collect.METAMER_METRICS).write_text(json.dumps(analysis))
+  row = collect.mnist_row(workdir)
   assert (row["model"], row["loss"]) == ("fi-revnet", "ice")
   assert (row["nuisance_train_error"], row["nuisance_test_error"], row["bits_per_dim"]) == (40.21, 27.7, 1.235)
   assert row["analysis_command"] == analysis["command"]
@@ -78,7 +78,7 @@ def test_unfinished_run_is_an_error_naming_it(tmp_path):
   workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
   (workdir / writers.FINAL_METRICS_FILE).unlink()
   with pytest.raises(FileNotFoundError, match="has not finished"):
-    results.shift_mnist_row(workdir)
+    collect.shift_mnist_row(workdir)
 
 
 def test_main_writes_the_json_files_and_tables(tmp_path):
@@ -118,8 +118,8 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   config = shift_mnist_ce.get_config("tiny")
   config.variant = "textured"
   config.dataset_options.texture_max = 255
-  row = results.ablation_row(_finished_run(tmp_path / "textured_255", config, SHIFT_FINAL))
-  assert (row["run"], row["texture_max"], row["loss"], row["nuisance_weight"]) == ("textured_255", 255, "ce", 0.0)
+  row = collect.ablation_row(_finished_run(tmp_path / "textured_255", config, SHIFT_FINAL))
+  assert (row["run"], row["texture_max"], row["loss"], row["nuisance_form"]) == ("textured_255", 255, "ce", None)
   config.variant = "binary"
-  row = results.ablation_row(_finished_run(tmp_path / "binary", config, SHIFT_FINAL))
+  row = collect.ablation_row(_finished_run(tmp_path / "binary", config, SHIFT_FINAL))
   assert row["texture_max"] is None

@@ -1,0 +1,181 @@
+"""Rows, tables and figures of docs/results.md, read from finished run folders.
+
+`experiments.results` is the command around these functions; they hold no flags,
+so other code and tests can import them.
+"""
+
+import json
+import pathlib
+import shutil
+
+import matplotlib.figure
+
+from experiments import commands
+from invjax.train import checkpoints, writers
+
+METAMER_METRICS = pathlib.Path("analysis") / "metamer_metrics.json"
+
+
+def _run_facts(workdir: pathlib.Path) -> dict:
+  """What every row says about its run: model, loss, epochs, wall time, hardware, command."""
+  config = checkpoints.load_config(workdir)
+  final_path = workdir / writers.FINAL_METRICS_FILE
+  if not final_path.exists():
+    raise FileNotFoundError(f"{final_path} does not exist: the run in {workdir} has not finished; rerun its command.")
+  final = json.loads(final_path.read_text())
+  records = writers.read_records(workdir)
+  hardware = [record["hardware"] for record in records if "hardware" in record]
+  return {
+      "config": config,
+      "final": final,
+      "model": "cnn" if config.model.kind == "cnn" else "fi-revnet",
+      "loss": "ice" if config.loss.nuisance_weight > 0 else "ce",
+      "epochs": round(final["epochs"], 2),
+      "wall_minutes": round(writers.wall_seconds(records) / 60, 1),
+      "hardware": hardware[-1] if hardware else "unknown",
+      "command": commands.last_recorded(workdir),
+  }
+
+
+def _common(facts: dict) -> dict:
+  return {key: facts[key] for key in ("epochs", "wall_minutes", "hardware", "command")}
+
+
+def _percent(value: float) -> float:
+  return round(value, 2)
+
+
+def _from_fraction(value: float | None) -> float | None:
+  """A fraction as a percentage; None (JSON null) where the analysis did not measure it."""
+  return None if value is None else _percent(100 * value)
+
+
+def mnist_row(workdir: pathlib.Path) -> dict:
+  facts = _run_facts(workdir)
+  final = facts["final"]
+  analysis_path = workdir / METAMER_METRICS
+  if not analysis_path.exists():
+    raise FileNotFoundError(
+        f"{analysis_path} does not exist: run `python -m experiments.metamers --workdir={workdir} --posthoc`.")
+  analysis = json.loads(analysis_path.read_text())
+  if "posthoc_nuisance_classifier" not in analysis:
+    raise ValueError(f"{analysis_path} has no post-hoc classifier: rerun experiments.metamers with --posthoc.")
+  posthoc = analysis["posthoc_nuisance_classifier"]
+  metamers = analysis.get("oracle", {}).get("metamers", {})
+  return {
+      "model": facts["model"],
+      "loss": facts["loss"],
+      "logit_train_error": _percent(final["train/logit_error"]),
+      "logit_test_error": _percent(final["test/logit_error"]),
+      "nuisance_train_error": _from_fraction(posthoc["train_error"]),
+      "nuisance_test_error": _from_fraction(posthoc["test_error"]),
+      "bits_per_dim": round(final["test/bits_per_dim"], 3),
+      "metamers_oracle_logit_source_class": _from_fraction(metamers.get("logit_source_class")),
+      "metamers_oracle_nuisance_source_class": _from_fraction(metamers.get("nuisance_source_class")),
+      **_common(facts),
+      "analysis_command": analysis["command"],
+  }
+
+
+def shift_mnist_row(workdir: pathlib.Path) -> dict:
+  facts = _run_facts(workdir)
+  final, config = facts["final"], facts["config"]
+  return {
+      "variant": config.variant,
+      "model": facts["model"],
+      "loss": facts["loss"],
+      "train_error": _percent(final["train/logit_error"]),
+      "test_error": _percent(final["test/logit_error"]),
+      "test_shifted_error": _percent(final["test_shifted/logit_error"]),
+      **_common(facts),
+  }
+
+
+def _ablation_settings(workdir: pathlib.Path) -> dict:
+  """The settings the ablations vary, as read from the run's config."""
+  config = checkpoints.load_config(workdir)
+  textured = config.dataset == "shift_mnist/textured"
+  has_nuisance_term = config.loss.nuisance_weight > 0
+  return {"run": workdir.name, "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
+          "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
+          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
+          "texture_max": config.dataset_options.get("texture_max") if textured else None}
+
+
+def ablation_row(workdir: pathlib.Path) -> dict:
+  """A shiftMNIST row that also names the settings the ablation varies."""
+  return {**_ablation_settings(workdir), **shift_mnist_row(workdir)}
+
+
+def mnist_ablation_row(workdir: pathlib.Path) -> dict:
+  """An MNIST row that also names the settings the ablation varies."""
+  settings = _ablation_settings(workdir)
+  del settings["texture_max"]
+  return {**settings, **mnist_row(workdir)}
+
+
+def rows(folder: pathlib.Path, make_row) -> list[dict]:
+  """`make_row` of every run folder directly under `folder` (none if it does not exist)."""
+  if not folder.is_dir():
+    return []
+  return [make_row(workdir) for workdir in sorted(folder.iterdir()) if (workdir / "config.json").exists()]
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+  """A Markdown table of `columns` of `rows`: commands as code, missing values as "-"."""
+  lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  for row in rows:
+    cells = [f"`{row[c]}`" if c == "command" else "-" if row[c] is None else str(row[c]) for c in columns]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+TABLES = {
+    "mnist": ["model", "loss", "logit_train_error", "logit_test_error", "nuisance_train_error",
+              "nuisance_test_error", "bits_per_dim", "metamers_oracle_logit_source_class",
+              "metamers_oracle_nuisance_source_class", "epochs", "wall_minutes", "command"],
+    "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
+                    "wall_minutes", "command"],
+    "mnist_ablation": ["loss", "nuisance_form", "nuisance_weight", "mle_weight", "nuisance_classifier_steps",
+                       "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
+                       "bits_per_dim", "epochs", "wall_minutes", "command"],
+    "ablation": ["variant", "texture_max", "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
+                 "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
+}
+
+
+def shift_mnist_figure(rows: list[dict]):
+  """Bars of clean-test and shifted-test error for each shiftMNIST run, one panel per variant."""
+  variants = sorted({row["variant"] for row in rows})
+  figure = matplotlib.figure.Figure(figsize=(5 * len(variants), 3.6))
+  axes = figure.subplots(1, len(variants), squeeze=False)
+  for axis, variant in zip(axes[0], variants):
+    shown = [row for row in rows if row["variant"] == variant]
+    positions = range(len(shown))
+    for offset, (key, label) in zip((-0.2, 0.2), (("test_error", "clean test"), ("test_shifted_error", "shifted test"))):
+      bars = axis.bar([p + offset for p in positions], [row[key] for row in shown], width=0.4, label=label)
+      axis.bar_label(bars, fmt="%.1f", fontsize=8)
+    axis.set_xticks(list(positions), [f"{row['model']}\n{row['loss']}" for row in shown])
+    axis.set_ylim(0, 105)
+    axis.set_ylabel("error (%)")
+    axis.set_title(f"{variant} shiftMNIST")
+  axes[0][-1].legend(loc="upper right")
+  figure.tight_layout()
+  return figure
+
+
+def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> list[pathlib.Path]:
+  figures.mkdir(parents=True, exist_ok=True)
+  written = []
+  if results["shift_mnist"]:
+    written.append(figures / "shift_mnist_errors.png")
+    shift_mnist_figure(results["shift_mnist"]).savefig(written[-1], dpi=100)
+  copies = {runs / "spheres" / "spheres_planes.png": figures / "spheres_planes.png"}
+  for workdir in sorted((runs / "mnist").glob("*")):
+    for name in ("metamers.png", "interpolations.png"):
+      copies[workdir / "analysis" / name] = figures / f"mnist_{workdir.name}_{name}"
+  for source, target in copies.items():
+    if source.exists():
+      shutil.copyfile(source, target)
+      written.append(target)
+  return written
