@@ -22,8 +22,9 @@ DTD texture of category `textures.CATEGORIES[k]` (0 banded, 1 blotchy, 2 braided
 3 bubbly, 4 bumpy, 5 chequered, 6 cobwebbed, 7 cracked, 8 crosshatched,
 9 crystalline). The texture is the background at reduced contrast (raw values
 scaled into [0, texture_max], by default [0, 128]) and the digit is drawn on top
-with its intensity as opacity: out = d + (255 - d) * b / 255 for digit value d and background b, so
-digit strokes stay white and the texture shows through the dark background.
+with its intensity as opacity: out = d + (255 - d) * b / 255 for digit value d
+and background b, so digit strokes stay white and the texture shows through the
+dark background.
 Train crops come from train texture images, `test` and `test_shifted` crops
 from the disjoint test texture images (see `textures`).
 

@@ -7,7 +7,6 @@ import pathlib
 import time
 
 import jax
-
 import tensorflow as tf
 
 METRICS_FILE = "metrics.jsonl"
@@ -114,6 +113,8 @@ def wall_seconds(records: list[dict]) -> float:
 
 
 def hardware() -> str:
-  """What this job runs on, e.g. "1 x cpu (2 host CPUs)" or "8 x NVIDIA H100 80GB HBM3 (...)"."""
+  """What this job runs on, e.g. "1 x cpu (2 host CPUs, 1 process)"."""
   devices = jax.devices()
-  return f"{len(devices)} x {devices[0].device_kind} ({os.cpu_count()} host CPUs, {jax.process_count()} processes)"
+  processes = jax.process_count()
+  return (f"{len(devices)} x {devices[0].device_kind} ({os.cpu_count()} host CPUs, "
+          f"{processes} process{'es' if processes > 1 else ''})")
