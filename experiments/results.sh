@@ -44,6 +44,8 @@ lane_ce() {
     --config.dataset_options.texture_max=255
   train ablation/binary_shuffled_3 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=3.0
+  train ablation/binary_shuffled_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_weight=2.0
 }
 
 lane_ice() {
@@ -59,6 +61,8 @@ lane_ice() {
   analyse mnist_ablation/ice_nc_steps_20
   train mnist_ablation/ice_weight_3 configs/mnist_ice.py:cpu --config.loss.nuisance_weight=3.0
   analyse mnist_ablation/ice_weight_3
+  train ablation/binary_shuffled_1.5 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_weight=1.5
 }
 
 lane_ce & ce_lane=$!
