@@ -50,8 +50,7 @@ def _from_fraction(value: float | None) -> float | None:
   return None if value is None else _percent(100 * value)
 
 
-def mnist_row(workdir: pathlib.Path) -> dict:
-  facts = _run_facts(workdir)
+def _mnist_fields(facts: dict, workdir: pathlib.Path) -> dict:
   final = facts["final"]
   analysis_path = workdir / METAMER_METRICS
   if not analysis_path.exists():
@@ -77,11 +76,10 @@ def mnist_row(workdir: pathlib.Path) -> dict:
   }
 
 
-def shift_mnist_row(workdir: pathlib.Path) -> dict:
-  facts = _run_facts(workdir)
-  final, config = facts["final"], facts["config"]
+def _shift_mnist_fields(facts: dict) -> dict:
+  final = facts["final"]
   return {
-      "variant": config.variant,
+      "variant": facts["config"].variant,
       "model": facts["model"],
       "loss": facts["loss"],
       "train_error": _percent(final["train/logit_error"]),
@@ -91,27 +89,36 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
   }
 
 
-def _ablation_settings(workdir: pathlib.Path) -> dict:
-  """The settings the ablations vary, as read from the run's config."""
-  config = checkpoints.load_config(workdir)
-  textured = config.dataset == "shift_mnist/textured"
+def _varied_settings(workdir: pathlib.Path, config) -> dict:
+  """The settings the ablations vary (no nuisance form where there is no nuisance term)."""
   has_nuisance_term = config.loss.nuisance_weight > 0
   return {"run": workdir.name, "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
           "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
-          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
-          "texture_max": config.dataset_options.get("texture_max") if textured else None}
+          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch}
+
+
+def mnist_row(workdir: pathlib.Path) -> dict:
+  """A row of results/mnist.json: logit and post-hoc nuisance errors, bits/dim, metamer agreement."""
+  return _mnist_fields(_run_facts(workdir), workdir)
+
+
+def shift_mnist_row(workdir: pathlib.Path) -> dict:
+  """A row of results/shift_mnist.json: train, clean-test and shifted-test errors."""
+  return _shift_mnist_fields(_run_facts(workdir))
 
 
 def ablation_row(workdir: pathlib.Path) -> dict:
-  """A shiftMNIST row that also names the settings the ablation varies."""
-  return {**_ablation_settings(workdir), **shift_mnist_row(workdir)}
+  """A shiftMNIST row that also names the settings the ablation varies, texture contrast included."""
+  facts = _run_facts(workdir)
+  config = facts["config"]
+  texture_max = config.dataset_options.get("texture_max") if config.variant == "textured" else None
+  return {**_varied_settings(workdir, config), "texture_max": texture_max, **_shift_mnist_fields(facts)}
 
 
 def mnist_ablation_row(workdir: pathlib.Path) -> dict:
   """An MNIST row that also names the settings the ablation varies."""
-  settings = _ablation_settings(workdir)
-  del settings["texture_max"]
-  return {**settings, **mnist_row(workdir)}
+  facts = _run_facts(workdir)
+  return {**_varied_settings(workdir, facts["config"]), **_mnist_fields(facts, workdir)}
 
 
 def rows(folder: pathlib.Path, make_row) -> list[dict]:
