@@ -8,6 +8,7 @@ from invjax.data import shift_mnist
 def adapt(config):
   config.variant = "binary"
   config.dataset = "shift_mnist/" + config.get_ref("variant")
-  config.dataset_options.texture_max = shift_mnist.TEXTURE_MAX  # Contrast of the textures (textured only).
+  # Textured only: texture contrast, size before the 32x32 crop, and where test crops come from.
+  config.dataset_options.update(shift_mnist.TEXTURE_DEFAULTS)
   config.eval_splits = ("test", "test_shifted", "test_none")
   return config

@@ -11,6 +11,7 @@ import shutil
 import matplotlib.figure
 
 from experiments import commands
+from invjax.data import shift_mnist
 from invjax.train import checkpoints, writers
 
 METAMER_METRICS = pathlib.Path("analysis") / "metamer_metrics.json"
@@ -108,11 +109,13 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
 
 
 def ablation_row(workdir: pathlib.Path) -> dict:
-  """A shiftMNIST row that also names the settings the ablation varies, texture contrast included."""
+  """A shiftMNIST row that also names the settings the ablation varies, texture options included."""
   facts = _run_facts(workdir)
   config = facts["config"]
-  texture_max = config.dataset_options.get("texture_max") if config.variant == "textured" else None
-  return {**_varied_settings(workdir, config), "texture_max": texture_max, **_shift_mnist_fields(facts)}
+  textured = config.variant == "textured"
+  texture = {name: config.dataset_options.get(name, default) if textured else None
+             for name, default in shift_mnist.TEXTURE_DEFAULTS.items()}
+  return {**_varied_settings(workdir, config), **texture, **_shift_mnist_fields(facts)}
 
 
 def mnist_ablation_row(workdir: pathlib.Path) -> dict:
@@ -146,7 +149,7 @@ TABLES = {
     "mnist_ablation": ["loss", "nuisance_form", "nuisance_weight", "mle_weight", "nuisance_classifier_steps",
                        "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
                        "bits_per_dim", "epochs", "wall_minutes", "command"],
-    "ablation": ["variant", "texture_max", "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
+    "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
                  "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
 }
 

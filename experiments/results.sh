@@ -30,6 +30,9 @@ analyse() {
     && echo "$(date +%T) analysed $name" || echo "$(date +%T) FAILED analysis of $name" >&2
 }
 
+# The textured feature as a shortcut (beyond SPEC 7): whole 32x32 texture images at full contrast.
+SHORTCUT=(--config.variant=textured --config.dataset_options.texture_max=255 --config.dataset_options.texture_size=32)
+
 lane_ce() {
   train oracle/mnist_cnn configs/mnist_cnn.py:cpu
   train mnist/ce configs/mnist_ce.py:cpu
@@ -46,6 +49,11 @@ lane_ce() {
     --config.loss.nuisance_weight=3.0
   train ablation/binary_shuffled_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=2.0
+  train ablation/textured_shared_32_255_ce configs/shift_mnist_ce.py:cpu "${SHORTCUT[@]}" \
+    --config.dataset_options.texture_images=shared
+  train ablation/textured_shared_32_255_ice_1.5 configs/shift_mnist_ice.py:cpu "${SHORTCUT[@]}" \
+    --config.dataset_options.texture_images=shared --config.loss.nuisance_weight=1.5
+  train ablation/textured_disjoint_32_255_ce configs/shift_mnist_ce.py:cpu "${SHORTCUT[@]}"
 }
 
 lane_ice() {
@@ -63,6 +71,10 @@ lane_ice() {
   analyse mnist_ablation/ice_weight_3
   train ablation/binary_shuffled_1.5 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=1.5
+  train ablation/textured_shared_32_255_ice configs/shift_mnist_ice.py:cpu "${SHORTCUT[@]}" \
+    --config.dataset_options.texture_images=shared
+  train ablation/textured_shared_32_255_cnn configs/shift_mnist_cnn.py:cpu "${SHORTCUT[@]}" \
+    --config.dataset_options.texture_images=shared
 }
 
 lane_ce & ce_lane=$!

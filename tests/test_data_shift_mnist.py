@@ -96,9 +96,9 @@ def test_texture_max_must_be_a_pixel_value(mnist_test):
     shift_mnist.make_split("textured", "train", *mnist_test, None, seed=0, texture_max=300)
 
 
-def _matching_windows(ring: np.ndarray, mask: np.ndarray, bank: np.ndarray) -> int:
+def _matching_windows(ring, mask, bank, texture_max=shift_mnist.TEXTURE_MAX) -> int:
   """How many 32x32 windows of the bank's (contrast-scaled) images match `ring` on `mask`."""
-  scaled = bank.astype(np.int32) * shift_mnist.TEXTURE_MAX // 255
+  scaled = bank.astype(np.int32) * texture_max // 255
   windows = np.lib.stride_tricks.sliding_window_view(scaled, (32, 32), axis=(1, 2))
   return int((windows[..., mask] == ring[mask]).all(axis=-1).sum())
 
@@ -116,6 +116,28 @@ def test_textured_train_and_test_textures_are_disjoint(splits):
       ring, category = shifted.images[index], shifted.features[index]
       assert _matching_windows(ring, border, own[category]) >= 1
       assert _matching_windows(ring, border, other[category]) == 0
+
+
+def test_shared_whole_image_textures_are_train_images(tfds_dir):
+  options = dict(texture_max=255, texture_size=32, texture_images="shared")
+  train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR, size=32)
+  test_bank = textures.load_texture_bank("test", dtd_dir=DTD_DIR, size=32)
+  assert train_bank.shape == (10, 23, 32, 32)
+  border = np.ones((32, 32), bool)
+  preprocess.digit_area(border)[...] = False
+  for split in ("test", "test_shifted"):
+    shifted = shift_mnist.load("textured", split, data_dir=tfds_dir, dtd_dir=DTD_DIR, **options)
+    for index in range(3):
+      ring, category = shifted.images[index], shifted.features[index]
+      assert _matching_windows(ring, border, train_bank[category], 255) >= 1
+      assert _matching_windows(ring, border, test_bank[category], 255) == 0
+
+
+def test_bad_texture_options_say_what_is_allowed(tfds_dir):
+  with pytest.raises(ValueError, match=r"texture_images is one of \('disjoint', 'shared'\), not 'same'"):
+    shift_mnist.load("textured", "test", data_dir=tfds_dir, dtd_dir=DTD_DIR, texture_images="same")
+  with pytest.raises(ValueError, match="size must be at least 32, not 16"):
+    shift_mnist.load("textured", "test", data_dir=tfds_dir, dtd_dir=DTD_DIR, texture_size=16)
 
 
 def test_same_seed_same_data(mnist_test):

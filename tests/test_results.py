@@ -118,8 +118,10 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   config = shift_mnist_ce.get_config("tiny")
   config.variant = "textured"
   config.dataset_options.texture_max = 255
+  config.dataset_options.texture_images = "shared"
   row = collect.ablation_row(_finished_run(tmp_path / "textured_255", config, SHIFT_FINAL))
-  assert (row["run"], row["texture_max"], row["loss"], row["nuisance_form"]) == ("textured_255", 255, "ce", None)
+  assert (row["run"], row["loss"], row["nuisance_form"]) == ("textured_255", "ce", None)
+  assert (row["texture_max"], row["texture_size"], row["texture_images"]) == (255, 64, "shared")
   config.variant = "binary"
   row = collect.ablation_row(_finished_run(tmp_path / "binary", config, SHIFT_FINAL))
-  assert row["texture_max"] is None
+  assert row["texture_max"] is row["texture_size"] is row["texture_images"] is None

@@ -26,7 +26,14 @@ with its intensity as opacity: out = d + (255 - d) * b / 255 for digit value d
 and background b, so digit strokes stay white and the texture shows through the
 dark background.
 Train crops come from train texture images, `test` and `test_shifted` crops
-from the disjoint test texture images (see `textures`).
+from the disjoint test texture images (see `textures`), as SPEC 7 asks.
+
+Two options make the texture a stronger shortcut, for experiments beyond
+SPEC 7: `texture_size` (the side the texture images are resized to before the
+32x32 crop; 32 makes every crop a whole image) and `texture_images="shared"`
+(test crops from the train texture images too, so the clean test set is the
+training distribution in every respect). With disjoint images a model can
+only be fooled by a texture category it recognises in unseen images.
 
 Every split is a deterministic function of the MNIST split, the textures and
 `seed`.
@@ -46,6 +53,8 @@ NUM_CLASSES = 10
 NO_FEATURE = -1
 CODE_VALUE = 255
 TEXTURE_MAX = 128
+TEXTURE_IMAGES = ("disjoint", "shared")
+TEXTURE_DEFAULTS = {"texture_max": TEXTURE_MAX, "texture_size": textures.TEXTURE_SIZE, "texture_images": "disjoint"}
 
 
 class ShiftMnistSplit(NamedTuple):
@@ -138,13 +147,16 @@ def _check(variant: str, split: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_cached(variant, split, seed, texture_max, data_dir, manual_dir, dtd_dir) -> ShiftMnistSplit:
+def _load_cached(
+    variant, split, seed, texture_max, texture_size, texture_images, data_dir, manual_dir, dtd_dir
+) -> ShiftMnistSplit:
   mnist_split = "train" if split == "train" else "test"
   digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
   needs_textures = variant == "textured" and split != "test_none"
   bank = None
   if needs_textures:
-    bank = textures.load_texture_bank(mnist_split, dtd_dir=dtd_dir, data_dir=data_dir)
+    texture_split = "train" if texture_images == "shared" else mnist_split
+    bank = textures.load_texture_bank(texture_split, dtd_dir=dtd_dir, data_dir=data_dir, size=texture_size)
   result = make_split(variant, split, digits, labels, bank, seed, texture_max)
   for array in result:
     array.flags.writeable = False
@@ -157,6 +169,8 @@ def load(
     *,
     data_seed: int = 0,
     texture_max: int = TEXTURE_MAX,
+    texture_size: int = textures.TEXTURE_SIZE,
+    texture_images: str = "disjoint",
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     dtd_dir: str | os.PathLike | None = None,
@@ -169,14 +183,22 @@ def load(
     data_seed: the dataset's seed (shifted classes, texture choice and crop).
     texture_max: textured only: the brightest raw texture value (default 128;
       255 gives full-contrast textures).
+    texture_size: textured only: the side texture images are resized to
+      before cropping (default 64; 32: each crop is a whole image).
+    texture_images: textured only: "disjoint" (SPEC 7: test crops from the
+      held-out texture images) or "shared" (test crops from the train images).
     data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
     dtd_dir: DTD folder for the textures (`textures`).
   """
   _check(variant, split)
+  if texture_images not in TEXTURE_IMAGES:
+    raise ValueError(f"texture_images is one of {TEXTURE_IMAGES}, not {texture_images!r}.")
   return _load_cached(
       variant,
       split,
       data_seed,
       texture_max,
+      texture_size,
+      texture_images,
       *(None if path is None else os.fspath(path) for path in (data_dir, manual_dir, dtd_dir)),
   )

@@ -6,10 +6,11 @@ ten categories in alphabetical order:
     0 banded   1 blotchy    2 braided   3 bubbly        4 bumpy
     5 chequered 6 cobwebbed 7 cracked   8 crosshatched  9 crystalline
 
-A texture bank holds each category's images as grayscale squares of
-`TEXTURE_SIZE` pixels (decoded as grayscale, shorter side resized to
-`TEXTURE_SIZE` with antialiasing, centre-cropped), so that a 32x32 crop shows a
-recognisable piece of the texture. The images of a category, in file-name
+A texture bank holds each category's images as grayscale squares of `size`
+pixels (decoded as grayscale, shorter side resized to `size` with
+antialiasing, centre-cropped). At the default `TEXTURE_SIZE` = 64 a 32x32 crop
+shows a recognisable quarter of the texture; at size 32 the crop is the whole
+image, so a bank holds a few fixed backgrounds per category. The images of a category, in file-name
 order, are split into disjoint train and test sets: every third image
 (positions 2, 5, 8, ...) is a test texture, the others train textures (34
 images per category give 23 train and 11 test textures).
@@ -29,6 +30,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from invjax.data import preprocess
+
 CATEGORIES = (
     "banded", "blotchy", "braided", "bubbly", "bumpy",
     "chequered", "cobwebbed", "cracked", "crosshatched", "crystalline",
@@ -43,14 +46,14 @@ def is_test_texture(position: int) -> bool:
   return position % 3 == 2
 
 
-def decode_texture(jpeg: bytes) -> np.ndarray:
-  """A JPEG image -> uint8 grayscale square (TEXTURE_SIZE, TEXTURE_SIZE)."""
+def decode_texture(jpeg: bytes, size: int = TEXTURE_SIZE) -> np.ndarray:
+  """A JPEG image -> uint8 grayscale square (size, size)."""
   image = tf.io.decode_jpeg(jpeg, channels=1)
   height, width = image.shape[0], image.shape[1]
-  scale = TEXTURE_SIZE / min(height, width)
-  new_size = (max(TEXTURE_SIZE, round(height * scale)), max(TEXTURE_SIZE, round(width * scale)))
+  scale = size / min(height, width)
+  new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
   resized = tf.image.resize(image, new_size, method="area", antialias=True)
-  square = tf.image.resize_with_crop_or_pad(resized, TEXTURE_SIZE, TEXTURE_SIZE)
+  square = tf.image.resize_with_crop_or_pad(resized, size, size)
   return np.asarray(tf.cast(tf.round(square[..., 0]), tf.uint8))
 
 
@@ -104,7 +107,7 @@ def _split_bank(images: Iterable[tuple[str, bytes]], split: str) -> list[bytes]:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_bank_cached(split: str, dtd_dir: str | None, data_dir: str | None) -> np.ndarray:
+def _load_bank_cached(split: str, size: int, dtd_dir: str | None, data_dir: str | None) -> np.ndarray:
   jpegs = _find_jpegs(dtd_dir, data_dir)
   per_category = {category: _split_bank(jpegs[category], split) for category in CATEGORIES}
   empty = [category for category, files in per_category.items() if not files]
@@ -115,7 +118,7 @@ def _load_bank_cached(split: str, dtd_dir: str | None, data_dir: str | None) -> 
     )
   count = min(len(files) for files in per_category.values())
   bank = np.stack([
-      np.stack([decode_texture(jpeg) for jpeg in per_category[category][:count]])
+      np.stack([decode_texture(jpeg, size) for jpeg in per_category[category][:count]])
       for category in CATEGORIES
   ])
   bank.flags.writeable = False
@@ -126,8 +129,9 @@ def load_texture_bank(
     split: str,
     dtd_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
+    size: int = TEXTURE_SIZE,
 ) -> np.ndarray:
-  """The texture bank of `split` ("train" or "test"): uint8 (10, n, 64, 64), read-only.
+  """The texture bank of `split` ("train" or "test"): uint8 (10, n, size, size), read-only.
 
   `bank[k]` holds the n textures of category `CATEGORIES[k]`; n is the smallest
   per-category count of the split (categories are truncated to it). Cached
@@ -135,8 +139,14 @@ def load_texture_bank(
   """
   if split not in TEXTURE_SPLITS:
     raise ValueError(f"Texture splits are {TEXTURE_SPLITS}, not {split!r}.")
+  if size < preprocess.CANVAS_SIZE:
+    raise ValueError(
+        f"Textures are cropped to the {preprocess.CANVAS_SIZE}x{preprocess.CANVAS_SIZE} canvas, "
+        f"so their size must be at least {preprocess.CANVAS_SIZE}, not {size}."
+    )
   return _load_bank_cached(
       split,
+      size,
       None if dtd_dir is None else os.fspath(dtd_dir),
       None if data_dir is None else os.fspath(data_dir),
   )
