@@ -32,6 +32,8 @@ analyse() {
 
 # The textured feature as a shortcut (beyond SPEC 7): whole 32x32 texture images at full contrast.
 SHORTCUT=(--config.variant=textured --config.dataset_options.texture_max=255 --config.dataset_options.texture_size=32)
+# Twice the :cpu budget, the learning rate decayed after epoch 5.
+SIX_EPOCHS=(--config.total_steps=5622 "--config.optimizer.decay_epochs=(5,)")
 
 lane_ce() {
   train oracle/mnist_cnn configs/mnist_cnn.py:cpu
@@ -54,6 +56,9 @@ lane_ce() {
   train ablation/textured_shared_32_255_ice_1.5 configs/shift_mnist_ice.py:cpu "${SHORTCUT[@]}" \
     --config.dataset_options.texture_images=shared --config.loss.nuisance_weight=1.5
   train ablation/textured_disjoint_32_255_ce configs/shift_mnist_ce.py:cpu "${SHORTCUT[@]}"
+  train mnist_ablation/ice_mle_0 configs/mnist_ice.py:cpu --config.loss.mle_weight=0.0
+  analyse mnist_ablation/ice_mle_0
+  train ablation/binary_shuffled_1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
 }
 
 lane_ice() {
@@ -75,6 +80,11 @@ lane_ice() {
     --config.dataset_options.texture_images=shared
   train ablation/textured_shared_32_255_cnn configs/shift_mnist_cnn.py:cpu "${SHORTCUT[@]}" \
     --config.dataset_options.texture_images=shared
+  train mnist_ablation/ice_paper_0.1 configs/mnist_ice.py:cpu --config.loss.nuisance_form=paper \
+    --config.loss.nuisance_weight=0.1
+  analyse mnist_ablation/ice_paper_0.1
+  train ablation/binary_shuffled_1.5_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.nuisance_weight=1.5 "${SIX_EPOCHS[@]}"
 }
 
 lane_ce & ce_lane=$!
