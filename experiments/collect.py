@@ -149,8 +149,8 @@ TABLES = {
     "mnist_ablation": ["loss", "nuisance_form", "nuisance_weight", "mle_weight", "nuisance_classifier_steps",
                        "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
                        "bits_per_dim", "epochs", "wall_minutes", "command"],
-    "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "model", "loss", "nuisance_form", "nuisance_weight", "mle_weight",
-                 "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
+    "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "model", "loss", "nuisance_form", "nuisance_weight",
+                 "mle_weight", "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
 }
 
 

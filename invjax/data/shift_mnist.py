@@ -54,7 +54,11 @@ NO_FEATURE = -1
 CODE_VALUE = 255
 TEXTURE_MAX = 128
 TEXTURE_IMAGES = ("disjoint", "shared")
-TEXTURE_DEFAULTS = {"texture_max": TEXTURE_MAX, "texture_size": textures.TEXTURE_SIZE, "texture_images": "disjoint"}
+TEXTURE_DEFAULTS = {
+    "texture_max": TEXTURE_MAX,
+    "texture_size": textures.TEXTURE_SIZE,
+    "texture_images": TEXTURE_IMAGES[0],
+}
 
 
 class ShiftMnistSplit(NamedTuple):
@@ -170,7 +174,7 @@ def load(
     data_seed: int = 0,
     texture_max: int = TEXTURE_MAX,
     texture_size: int = textures.TEXTURE_SIZE,
-    texture_images: str = "disjoint",
+    texture_images: str = TEXTURE_IMAGES[0],
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     dtd_dir: str | os.PathLike | None = None,

@@ -10,10 +10,10 @@ A texture bank holds each category's images as grayscale squares of `size`
 pixels (decoded as grayscale, shorter side resized to `size` with
 antialiasing, centre-cropped). At the default `TEXTURE_SIZE` = 64 a 32x32 crop
 shows a recognisable quarter of the texture; at size 32 the crop is the whole
-image, so a bank holds a few fixed backgrounds per category. The images of a category, in file-name
-order, are split into disjoint train and test sets: every third image
-(positions 2, 5, 8, ...) is a test texture, the others train textures (34
-images per category give 23 train and 11 test textures).
+image, so a bank holds a few fixed backgrounds per category. The images of a
+category, in file-name order, are split into disjoint train and test sets:
+every third image (positions 2, 5, 8, ...) is a test texture, the others train
+textures (34 images per category give 23 train and 11 test textures).
 
 Images come, in this order of preference, from a directory passed as `dtd_dir`
 (layout `images/<category>/*.jpg`), from TFDS `dtd` when it is already prepared
