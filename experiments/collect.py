@@ -25,7 +25,7 @@ def _run_facts(workdir: pathlib.Path) -> dict:
     raise FileNotFoundError(f"{final_path} does not exist: the run in {workdir} has not finished; rerun its command.")
   final = json.loads(final_path.read_text())
   records = writers.read_records(workdir)
-  hardware = [record["hardware"] for record in records if "hardware" in record]
+  hardware = [record["hardware"] for record in records if record.get("event") == writers.JOB_START]
   return {
       "config": config,
       "final": final,

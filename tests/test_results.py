@@ -13,8 +13,8 @@ from invjax.train import checkpoints, writers
 
 
 def _finished_run(workdir, config, final, command="python -m experiments.train --config=X"):
-  workdir.mkdir(parents=True, exist_ok=True)
   """A run folder as experiments.train leaves it: config, metrics of two jobs, final metrics, command."""
+  workdir.mkdir(parents=True, exist_ok=True)
   checkpoints.save_config(config, workdir)
   records = [
       {"step": 0, "event": writers.JOB_START, "hardware": "1 x cpu", "wall_time": 1000.0},
@@ -86,7 +86,6 @@ def test_main_writes_the_json_files_and_tables(tmp_path):
   for name, variant in (("binary_ce", "binary"), ("textured_ce", "textured")):
     config = shift_mnist_ce.get_config("tiny")
     config.variant = variant
-    (runs / "shift_mnist" / name).mkdir(parents=True)
     _finished_run(runs / "shift_mnist" / name, config, SHIFT_FINAL)
   completed = _collect(runs, out)
   assert completed.returncode == 0, completed.stderr[-3000:]
