@@ -45,12 +45,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.nuisance_weight = 0.0
   config.loss.mle_weight = 0.0
   config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code)
+  config.loss.logit_penalty_weight = 0.0  # spectral decoupling; any model
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)
   config.nuisance_classifier.dropout = 0.1
   config.nuisance_classifier.steps_per_batch = 5
   config.nuisance_classifier.learning_rate = 1e-3
+  config.nuisance_classifier.reset_every_steps = 0  # 0: never; R: a fresh classifier every R steps
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 1e-3

@@ -93,9 +93,12 @@ def _shift_mnist_fields(facts: dict) -> dict:
 def _varied_settings(workdir: pathlib.Path, config) -> dict:
   """The settings the ablations vary (no nuisance form where there is no nuisance term)."""
   has_nuisance_term = config.loss.nuisance_weight > 0
-  return {"run": workdir.name, "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
+  return {"run": workdir.name, "seed": config.seed,
+          "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
           "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
-          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch}
+          "logit_penalty_weight": config.loss.get("logit_penalty_weight", 0.0),
+          "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
+          "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0)}
 
 
 def mnist_row(workdir: pathlib.Path) -> dict:
@@ -146,11 +149,13 @@ TABLES = {
               "metamers_oracle_nuisance_source_class", "epochs", "wall_minutes", "command"],
     "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
                     "wall_minutes", "command"],
-    "mnist_ablation": ["loss", "nuisance_form", "nuisance_weight", "mle_weight", "nuisance_classifier_steps",
-                       "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
-                       "bits_per_dim", "epochs", "wall_minutes", "command"],
-    "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "model", "loss", "nuisance_form", "nuisance_weight",
-                 "mle_weight", "train_error", "test_error", "test_shifted_error", "epochs", "wall_minutes", "command"],
+    "mnist_ablation": ["seed", "loss", "nuisance_form", "nuisance_weight", "mle_weight", "logit_penalty_weight",
+                       "nuisance_classifier_steps", "nuisance_classifier_reset", "logit_train_error",
+                       "logit_test_error", "nuisance_train_error", "nuisance_test_error", "bits_per_dim", "epochs",
+                       "wall_minutes", "command"],
+    "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "seed", "model", "loss", "nuisance_form", "nuisance_weight",
+                 "mle_weight", "logit_penalty_weight", "nuisance_classifier_reset", "train_error", "test_error",
+                 "test_shifted_error", "epochs", "wall_minutes", "command"],
 }
 
 

@@ -3,7 +3,7 @@ r"""The objectives of the paper (SPEC 5): cross-entropy, the nuisance game, and 
 For a flow F with F(x) = (z_s, z_n) and a nuisance classifier D_nc, the flow
 minimises
 
-  L = w_ce * L_sCE + w_nuisance * L_nCE + w_mle * L_MLE
+  L = w_ce * L_sCE + w_nuisance * L_nCE + w_mle * L_MLE + w_logit * L_logit
 
 while D_nc minimises its own cross-entropy on the stop-gradient z_n:
 
@@ -12,10 +12,14 @@ while D_nc minimises its own cross-entropy on the stop-gradient z_n:
         = +CE(D_nc(z_n), pi(y))      form 'shuffled': the authors' code, a random
                                       permutation pi of the batch's labels as target
   L_MLE = -[log N(z_n; mu, diag(sigma^2)) + log|det dF/dx|] / (d ln 2) + log2(128)
+  L_logit = ||z_s||^2 / 2               spectral decoupling (Pezeshki et al., 2021), ours
 
 L_MLE is in bits per input dimension (d = all entries of x, in [-1, 1] with
 bins of width 2/256; see `invjax.data.dequantize`), so its weight compares with
 the cross-entropies whatever the image size. CE training is w_nuisance = w_mle = 0.
+L_logit (off by default; any classifier, the CNN too) keeps the cross-entropy
+from growing the margin of one feature without bound once it separates the
+data, which starves the gradient of the features learned more slowly.
 """
 
 from collections.abc import Sequence
@@ -49,6 +53,11 @@ def cross_entropy_step(logits_fn, optimizer: optax.GradientTransformation, param
   (loss, logits), gradient = jax.value_and_grad(loss_fn, has_aux=True)(params)
   updates, optimizer_state = optimizer.update(gradient, optimizer_state, params)
   return optax.apply_updates(params, updates), optimizer_state, loss, logits
+
+
+def logit_penalty(logits: jax.Array) -> jax.Array:
+  """Spectral decoupling: half the squared norm of the logits, averaged over examples."""
+  return 0.5 * jnp.mean(jnp.sum(jnp.square(logits), axis=-1))
 
 
 def error_rate(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -102,6 +102,33 @@ def test_players_only_move_their_own_parameters(mnist_batch):
   assert not _params_equal(new_state.flow, state.flow)
 
 
+def test_logit_penalty_adds_half_the_mean_squared_logit_norm(mnist_batch):
+  config = micro_config(**{"loss.logit_penalty_weight": 0.5, "loss.nuisance_weight": 0.0,
+                            "loss.mle_weight": 0.0, "model.dropout": 0.0, "dequantize": False})
+  parts, state, step = _setup(config, mnist_batch)
+  _, metrics = step(state, mnist_batch, jax.random.key(1))
+  z, _ = parts.model.apply({"params": state.flow["model"]}, jnp.asarray(mnist_batch["image"]))
+  logits = z[:, :config.num_classes]
+  expected_penalty = 0.5 * np.mean(np.sum(np.square(logits), axis=-1))
+  np.testing.assert_allclose(metrics["logit_penalty"], expected_penalty, rtol=1e-5)
+  np.testing.assert_allclose(metrics["loss"], metrics["cross_entropy"] + 0.5 * expected_penalty, rtol=1e-5)
+
+
+def test_reset_classifier_forgets_its_past_only_on_reset_steps(mnist_batch):
+  """Two states that differ only in the nuisance classifier's history train alike at a
+  reset step (a multiple of reset_every_steps) and differently at any other step."""
+  config = micro_config(**{"nuisance_classifier.reset_every_steps": 3})
+  parts, state, step = _setup(config, mnist_batch)
+  other_init = parts.create_state(jnp.asarray(mnist_batch["image"]), jax.random.key(7))
+  other = state.replace(nuisance=other_init.nuisance, nuisance_opt_state=other_init.nuisance_opt_state)
+  assert not _params_equal(other.nuisance, state.nuisance)
+  for at_step, forgets in ((3, True), (4, False)):
+    a, _ = step(state.replace(step=jnp.int32(at_step)), mnist_batch, jax.random.key(1))
+    b, _ = step(other.replace(step=jnp.int32(at_step)), mnist_batch, jax.random.key(1))
+    assert _params_equal(a.nuisance, b.nuisance) == forgets
+    assert _params_equal(a.flow, b.flow) == forgets
+
+
 def test_sharded_step_equals_single_device_step(mnist_batch):
   config = micro_config()
   _, state, step = _setup(config, mnist_batch)
@@ -159,6 +186,8 @@ def test_nan_loss_stops_the_job_and_keeps_the_last_good_checkpoint(tmp_path):
     ({"loss.nuisance_weight": -1.0}, "must be >= 0"),
     ({"loss.nuisance_form": "reversed"}, "nuisance_form must be one of"),
     ({"model.kind": "resnet"}, "config.model.kind must be one of"),
+    ({"loss.logit_penalty_weight": -0.1}, "logit_penalty_weight=-0.1 must be >= 0"),
+    ({"nuisance_classifier.reset_every_steps": -1}, "reset_every_steps must be >= 0"),
 ])
 def test_bad_config_values_are_rejected(overrides, message):
   with pytest.raises(ValueError, match=message):

@@ -5,6 +5,13 @@ Per batch (SPEC 5, the authors' schedule): the nuisance classifier takes
 the flow takes one update on w_ce L_sCE + w_nuisance L_nCE + w_mle L_MLE
 against the updated classifier. The flow's forward pass runs once: its pullback
 (`jax.vjp`) is kept while the classifier trains on its output.
+
+With `nuisance_classifier.reset_every_steps = R > 0` the classifier and its
+optimizer state start afresh (a new random initialisation) before its updates
+at every step that is a multiple of R. Why: against one classifier that keeps
+training, the flow learns to sit where that classifier is unsure without
+removing the label from z_n (a post-hoc classifier then reads it; see
+docs/results.md); a fresh classifier is not fooled by what fooled the last one.
 """
 
 from collections.abc import Callable
@@ -36,6 +43,19 @@ def _nuisance_updates(classifier, tx, steps, params, opt_state, z_n, labels, key
   return params, opt_state, step_losses[-1]
 
 
+def _reset_if_due(classifier, tx, reset_every_steps, step, params, opt_state, z_n, key):
+  """Fresh classifier parameters and optimizer state when `step` is a multiple of
+  `reset_every_steps` (never when it is 0); otherwise `params` and `opt_state`."""
+  if not reset_every_steps:
+    return params, opt_state
+
+  def fresh():
+    new_params = classifier.init(key, z_n)["params"]
+    return new_params, tx.init(new_params)
+
+  return jax.lax.cond(step % reset_every_steps == 0, fresh, lambda: (params, opt_state))
+
+
 def make_train_step(
     config: ml_collections.ConfigDict,
     model: nn.Module,
@@ -51,10 +71,11 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
+  logit_penalty_weight = weights.get("logit_penalty_weight", 0.0)
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
-    dequantize_key, dropout_key, nuisance_key, shuffle_key = jax.random.split(key, 4)
+    dequantize_key, dropout_key, nuisance_key, shuffle_key, reset_key = jax.random.split(key, 5)
     images, labels = batch["image"], batch["label"]
     if config.dequantize:
       images = data.dequantize(dequantize_key, images)
@@ -68,27 +89,32 @@ def make_train_step(
     if is_flow:
       z, logdet = outputs
       _, z_n = models.split_latent(z, num_classes)
+      z_n = jax.lax.stop_gradient(z_n)
+      nuisance, nuisance_opt_state = _reset_if_due(
+          nuisance_classifier, nuisance_tx, config.nuisance_classifier.get("reset_every_steps", 0),
+          state.step, nuisance, nuisance_opt_state, z_n, reset_key,
+      )
       nuisance, nuisance_opt_state, metrics["nuisance_classifier_loss"] = _nuisance_updates(
           nuisance_classifier, nuisance_tx, config.nuisance_classifier.steps_per_batch,
-          nuisance, nuisance_opt_state, jax.lax.stop_gradient(z_n), labels, nuisance_key,
+          nuisance, nuisance_opt_state, z_n, labels, nuisance_key,
       )
 
     def flow_loss(outputs, prior_params):
-      if not is_flow:
-        ce = losses.cross_entropy(outputs, labels)
-        return ce, {"cross_entropy": ce, "error": losses.error_rate(outputs, labels)}
-      z, logdet = outputs
-      z_s, z_n = models.split_latent(z, num_classes)
-      nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
-      terms = {
-          "cross_entropy": losses.cross_entropy(z_s, labels),
-          "nuisance": losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key),
-          "bits_per_dim": jnp.mean(losses.bits_per_dim(
-              losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1])),
-      }
-      total = (weights.ce_weight * terms["cross_entropy"] + weights.nuisance_weight * terms["nuisance"]
-               + weights.mle_weight * terms["bits_per_dim"])
-      return total, {**terms, "error": losses.error_rate(z_s, labels)}
+      logits = models.split_latent(outputs[0], num_classes)[0] if is_flow else outputs
+      terms = {"cross_entropy": losses.cross_entropy(logits, labels)}
+      total = weights.ce_weight * terms["cross_entropy"]
+      if logit_penalty_weight:
+        terms["logit_penalty"] = losses.logit_penalty(logits)
+        total += logit_penalty_weight * terms["logit_penalty"]
+      if is_flow:
+        z, logdet = outputs
+        _, z_n = models.split_latent(z, num_classes)
+        nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
+        terms["nuisance"] = losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key)
+        terms["bits_per_dim"] = jnp.mean(losses.bits_per_dim(
+            losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1]))
+        total += weights.nuisance_weight * terms["nuisance"] + weights.mle_weight * terms["bits_per_dim"]
+      return total, {**terms, "error": losses.error_rate(logits, labels)}
 
     (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
         outputs, state.flow.get("prior"))
