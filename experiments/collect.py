@@ -10,6 +10,7 @@ import shutil
 
 import matplotlib.figure
 
+from configs import base
 from experiments import commands
 from invjax.data import shift_mnist
 from invjax.train import checkpoints, writers
@@ -179,12 +180,53 @@ def shift_mnist_figure(rows: list[dict]):
   return figure
 
 
+def evaluations(workdir: pathlib.Path, metric: str) -> tuple[list[float], list[float]]:
+  """(epochs, values) of `metric` at every evaluation of the finished run in `workdir`."""
+  final = json.loads((workdir / writers.FINAL_METRICS_FILE).read_text())
+  steps_per_epoch = final["step"] / final["epochs"]
+  points = [(record["step"] / steps_per_epoch, record[metric])
+            for record in writers.read_records(workdir) if metric in record]
+  return [epoch for epoch, _ in points], [value for _, value in points]
+
+
+TRAINING_CURVES = {"test_shifted/logit_error": "shifted test: the code of another class",
+                   "test_none/logit_error": "no code: the digit alone"}
+
+
+def training_curves_figure(workdirs: dict[str, pathlib.Path]):
+  """Error against epochs of each run in `workdirs` (label -> folder), one panel per TRAINING_CURVES metric."""
+  figure = matplotlib.figure.Figure(figsize=(11, 4))
+  axes = figure.subplots(1, len(TRAINING_CURVES))
+  for axis, (metric, title) in zip(axes, TRAINING_CURVES.items()):
+    for label, workdir in workdirs.items():
+      axis.plot(*evaluations(workdir, metric), marker="o", label=label)
+    axis.set_ylim(0, 105)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("error (%)")
+    axis.set_title(f"binary shiftMNIST, {title}", fontsize=10)
+  axes[0].legend(fontsize=7)
+  figure.tight_layout()
+  return figure
+
+
+def _binary_training_runs(runs: pathlib.Path, results: dict) -> dict[str, pathlib.Path]:
+  """The main binary fi-RevNet runs and the binary ablation runs trained beyond the :cpu epochs."""
+  names = [f"shift_mnist/binary_{row['loss']}" for row in results["shift_mnist"]
+           if row["variant"] == "binary" and row["model"] == "fi-revnet"]
+  names += [f"ablation/{row['run']}" for row in results["ablation"]
+            if row["variant"] == "binary" and row["epochs"] > base.CPU_EPOCHS]
+  return {name: runs / name for name in names}
+
+
 def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> list[pathlib.Path]:
   figures.mkdir(parents=True, exist_ok=True)
   written = []
   if results["shift_mnist"]:
     written.append(figures / "shift_mnist_errors.png")
     shift_mnist_figure(results["shift_mnist"]).savefig(written[-1], dpi=100)
+  if binary_runs := _binary_training_runs(runs, results):
+    written.append(figures / "binary_training_curves.png")
+    training_curves_figure(binary_runs).savefig(written[-1], dpi=100)
   copies = {runs / "spheres" / "spheres_planes.png": figures / "spheres_planes.png"}
   for workdir in sorted((runs / "mnist").glob("*")):
     for name in ("metamers.png", "interpolations.png"):

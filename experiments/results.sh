@@ -59,6 +59,11 @@ lane_ce() {
   train mnist_ablation/ice_mle_0 configs/mnist_ice.py:cpu --config.loss.mle_weight=0.0
   analyse mnist_ablation/ice_mle_0
   train ablation/binary_shuffled_1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
+  train ablation/binary_ce_seed_1 configs/shift_mnist_ce.py:cpu --config.variant=binary --config.seed=1
+  train mnist_ablation/ice_reset_200 configs/mnist_ice.py:cpu --config.nuisance_classifier.reset_every_steps=200
+  analyse mnist_ablation/ice_reset_200
+  train ablation/binary_ce_sd_0.1_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary \
+    --config.loss.logit_penalty_weight=0.1 "${SIX_EPOCHS[@]}"
 }
 
 lane_ice() {
@@ -85,6 +90,11 @@ lane_ice() {
   analyse mnist_ablation/ice_paper_0.1
   train ablation/binary_shuffled_1.5_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=1.5 "${SIX_EPOCHS[@]}"
+  train ablation/binary_shuffled_1_seed_1 configs/shift_mnist_ice.py:cpu --config.variant=binary --config.seed=1
+  train ablation/binary_shuffled_1_reset_200_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.nuisance_classifier.reset_every_steps=200 "${SIX_EPOCHS[@]}"
+  train ablation/binary_shuffled_1_sd_0.1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.logit_penalty_weight=0.1 "${SIX_EPOCHS[@]}"
 }
 
 lane_ce & ce_lane=$!

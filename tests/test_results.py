@@ -74,6 +74,16 @@ def test_mnist_rows_need_the_posthoc_analysis(tmp_path):
   assert row["analysis_command"] == analysis["command"]
 
 
+def test_training_curves_read_every_evaluation_in_epochs(tmp_path):
+  final = {**SHIFT_FINAL, "epochs": 2.0, "step": 100}
+  workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), final)
+  evaluations = [{"step": 50, "test_shifted/logit_error": 40.0}, {"step": 100, "test_shifted/logit_error": 90.0}]
+  with (workdir / writers.METRICS_FILE).open("a") as records:
+    records.write("\n" + "".join(json.dumps(record) + "\n" for record in evaluations))
+  assert collect.evaluations(workdir, "test_shifted/logit_error") == ([1.0, 2.0], [40.0, 90.0])
+  assert collect.evaluations(workdir, "test_none/logit_error") == ([], [])
+
+
 def test_unfinished_run_is_an_error_naming_it(tmp_path):
   workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
   (workdir / writers.FINAL_METRICS_FILE).unlink()
@@ -86,7 +96,7 @@ def test_main_writes_the_json_files_and_tables(tmp_path):
   for name, variant in (("binary_ce", "binary"), ("textured_ce", "textured")):
     config = shift_mnist_ce.get_config("tiny")
     config.variant = variant
-    _finished_run(runs / "shift_mnist" / name, config, SHIFT_FINAL)
+    _finished_run(runs / "shift_mnist" / name, config, {**SHIFT_FINAL, "step": 100})
   completed = _collect(runs, out)
   assert completed.returncode == 0, completed.stderr[-3000:]
   rows = json.loads((out / "shift_mnist.json").read_text())
@@ -94,6 +104,7 @@ def test_main_writes_the_json_files_and_tables(tmp_path):
   assert json.loads((out / "mnist.json").read_text()) == []
   assert "| textured | fi-revnet | ce | 0.1 | 0.9 | 61.23 |" in (out / "tables.md").read_text()
   assert (out / "figures" / "shift_mnist_errors.png").stat().st_size > 0
+  assert (out / "figures" / "binary_training_curves.png").stat().st_size > 0
 
 
 def test_main_without_runs_exits_with_the_reason(tmp_path):
