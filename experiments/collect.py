@@ -52,13 +52,19 @@ def _from_fraction(value: float | None) -> float | None:
   return None if value is None else _percent(100 * value)
 
 
+def _read_analysis(workdir: pathlib.Path) -> dict:
+  """The run's metamer analysis; {} where experiments.metamers has not analysed it."""
+  path = workdir / METAMER_METRICS
+  return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _mnist_fields(facts: dict, workdir: pathlib.Path) -> dict:
   final = facts["final"]
   analysis_path = workdir / METAMER_METRICS
   if not analysis_path.exists():
     raise FileNotFoundError(
         f"{analysis_path} does not exist: run `python -m experiments.metamers --workdir={workdir} --posthoc`.")
-  analysis = json.loads(analysis_path.read_text())
+  analysis = _read_analysis(workdir)
   if "posthoc_nuisance_classifier" not in analysis:
     raise ValueError(f"{analysis_path} has no post-hoc classifier: rerun experiments.metamers with --posthoc.")
   posthoc = analysis["posthoc_nuisance_classifier"]
@@ -113,13 +119,16 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
 
 
 def ablation_row(workdir: pathlib.Path) -> dict:
-  """A shiftMNIST row that also names the settings the ablation varies, texture options included."""
+  """A shiftMNIST row that also names the settings the ablation varies, texture options included,
+  and the post-hoc nuisance classifier's clean-test error where the run was analysed (else None)."""
   facts = _run_facts(workdir)
   config = facts["config"]
   textured = config.variant == "textured"
   texture = {name: config.dataset_options.get(name, default) if textured else None
              for name, default in shift_mnist.TEXTURE_DEFAULTS.items()}
-  return {**_varied_settings(workdir, config), **texture, **_shift_mnist_fields(facts)}
+  posthoc = _read_analysis(workdir).get("posthoc_nuisance_classifier", {})
+  return {**_varied_settings(workdir, config), **texture, **_shift_mnist_fields(facts),
+          "nuisance_test_error": _from_fraction(posthoc.get("test_error"))}
 
 
 def mnist_ablation_row(workdir: pathlib.Path) -> dict:
@@ -156,7 +165,7 @@ TABLES = {
                        "wall_minutes", "command"],
     "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "seed", "model", "loss", "nuisance_form", "nuisance_weight",
                  "mle_weight", "logit_penalty_weight", "nuisance_classifier_reset", "train_error", "test_error",
-                 "test_shifted_error", "epochs", "wall_minutes", "command"],
+                 "test_shifted_error", "nuisance_test_error", "epochs", "wall_minutes", "command"],
 }
 
 

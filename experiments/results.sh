@@ -22,13 +22,15 @@ train() {
     && echo "$(date +%T) done  $name" || echo "$(date +%T) FAILED $name: see $log" >&2
 }
 
-# analyse NAME: metamers, oracle agreement and the post-hoc nuisance classifier of RUNS/NAME.
+# analyse NAME [FLAGS...]: metamers and the post-hoc nuisance classifier of RUNS/NAME, plus
+# the agreement of an oracle classifier with the metamers where FLAGS give one (MNIST runs).
 analyse() {
-  local name="$1"
-  "$PYTHON" -m experiments.metamers --workdir="$RUNS/$name" --oracle_workdir="$RUNS/oracle/mnist_cnn" \
-    --posthoc --num_pairs=1000 >>"$RUNS/logs/${name//\//_}_analysis.log" 2>&1 \
+  local name="$1"; shift
+  "$PYTHON" -m experiments.metamers --workdir="$RUNS/$name" "$@" --posthoc --num_pairs=1000 \
+    >>"$RUNS/logs/${name//\//_}_analysis.log" 2>&1 \
     && echo "$(date +%T) analysed $name" || echo "$(date +%T) FAILED analysis of $name" >&2
 }
+ORACLE=(--oracle_workdir="$RUNS/oracle/mnist_cnn")
 
 # The textured feature as a shortcut (beyond SPEC 7): whole 32x32 texture images at full contrast.
 SHORTCUT=(--config.variant=textured --config.dataset_options.texture_max=255 --config.dataset_options.texture_size=32)
@@ -38,7 +40,7 @@ SIX_EPOCHS=(--config.total_steps=5622 "--config.optimizer.decay_epochs=(5,)")
 lane_ce() {
   train oracle/mnist_cnn configs/mnist_cnn.py:cpu
   train mnist/ce configs/mnist_ce.py:cpu
-  analyse mnist/ce
+  analyse mnist/ce "${ORACLE[@]}"
   train shift_mnist/binary_ce configs/shift_mnist_ce.py:cpu --config.variant=binary
   train shift_mnist/textured_ce configs/shift_mnist_ce.py:cpu --config.variant=textured
   train ablation/binary_paper_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
@@ -57,28 +59,33 @@ lane_ce() {
     --config.dataset_options.texture_images=shared --config.loss.nuisance_weight=1.5
   train ablation/textured_disjoint_32_255_ce configs/shift_mnist_ce.py:cpu "${SHORTCUT[@]}"
   train mnist_ablation/ice_mle_0 configs/mnist_ice.py:cpu --config.loss.mle_weight=0.0
-  analyse mnist_ablation/ice_mle_0
+  analyse mnist_ablation/ice_mle_0 "${ORACLE[@]}"
   train ablation/binary_shuffled_1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_6_epochs
   train ablation/binary_ce_seed_1 configs/shift_mnist_ce.py:cpu --config.variant=binary --config.seed=1
   train mnist_ablation/ice_reset_200 configs/mnist_ice.py:cpu --config.nuisance_classifier.reset_every_steps=200
-  analyse mnist_ablation/ice_reset_200
+  analyse mnist_ablation/ice_reset_200 "${ORACLE[@]}"
   train ablation/binary_ce_sd_0.1_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary \
     --config.loss.logit_penalty_weight=0.1 "${SIX_EPOCHS[@]}"
+  train mnist_ablation/ice_6_epochs configs/mnist_ice.py:cpu "${SIX_EPOCHS[@]}"
+  analyse mnist_ablation/ice_6_epochs "${ORACLE[@]}"
+  train ablation/binary_ce_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
 }
 
 lane_ice() {
   train shift_mnist/binary_cnn configs/shift_mnist_cnn.py:cpu --config.variant=binary
   train shift_mnist/textured_cnn configs/shift_mnist_cnn.py:cpu --config.variant=textured
   train mnist/ice configs/mnist_ice.py:cpu
-  analyse mnist/ice
+  analyse mnist/ice "${ORACLE[@]}"
   train shift_mnist/binary_ice configs/shift_mnist_ice.py:cpu --config.variant=binary
+  analyse shift_mnist/binary_ice
   train shift_mnist/textured_ice configs/shift_mnist_ice.py:cpu --config.variant=textured
   train ablation/binary_shuffled_0.1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=0.1
   train mnist_ablation/ice_nc_steps_20 configs/mnist_ice.py:cpu --config.nuisance_classifier.steps_per_batch=20
-  analyse mnist_ablation/ice_nc_steps_20
+  analyse mnist_ablation/ice_nc_steps_20 "${ORACLE[@]}"
   train mnist_ablation/ice_weight_3 configs/mnist_ice.py:cpu --config.loss.nuisance_weight=3.0
-  analyse mnist_ablation/ice_weight_3
+  analyse mnist_ablation/ice_weight_3 "${ORACLE[@]}"
   train ablation/binary_shuffled_1.5 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=1.5
   train ablation/textured_shared_32_255_ice configs/shift_mnist_ice.py:cpu "${SHORTCUT[@]}" \
@@ -87,14 +94,20 @@ lane_ice() {
     --config.dataset_options.texture_images=shared
   train mnist_ablation/ice_paper_0.1 configs/mnist_ice.py:cpu --config.loss.nuisance_form=paper \
     --config.loss.nuisance_weight=0.1
-  analyse mnist_ablation/ice_paper_0.1
+  analyse mnist_ablation/ice_paper_0.1 "${ORACLE[@]}"
   train ablation/binary_shuffled_1.5_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.nuisance_weight=1.5 "${SIX_EPOCHS[@]}"
   train ablation/binary_shuffled_1_seed_1 configs/shift_mnist_ice.py:cpu --config.variant=binary --config.seed=1
   train ablation/binary_shuffled_1_reset_200_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.nuisance_classifier.reset_every_steps=200 "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_reset_200_6_epochs
   train ablation/binary_shuffled_1_sd_0.1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.loss.logit_penalty_weight=0.1 "${SIX_EPOCHS[@]}"
+  train ablation/binary_shuffled_1_nc_steps_20_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.nuisance_classifier.steps_per_batch=20 "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_nc_steps_20_6_epochs
+  train mnist_ablation/ce_6_epochs configs/mnist_ce.py:cpu "${SIX_EPOCHS[@]}"
+  analyse mnist_ablation/ce_6_epochs "${ORACLE[@]}"
 }
 
 lane_ce & ce_lane=$!

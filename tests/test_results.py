@@ -133,5 +133,10 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   assert (row["run"], row["loss"], row["nuisance_form"]) == ("textured_255", "ce", None)
   assert (row["texture_max"], row["texture_size"], row["texture_images"]) == (255, 64, "shared")
   config.variant = "binary"
-  row = collect.ablation_row(_finished_run(tmp_path / "binary", config, SHIFT_FINAL))
+  workdir = _finished_run(tmp_path / "binary", config, SHIFT_FINAL)
+  row = collect.ablation_row(workdir)
   assert row["texture_max"] is row["texture_size"] is row["texture_images"] is None
+  assert row["nuisance_test_error"] is None
+  (workdir / "analysis").mkdir()
+  (workdir / collect.METAMER_METRICS).write_text(json.dumps({"posthoc_nuisance_classifier": {"test_error": 0.0123}}))
+  assert collect.ablation_row(workdir)["nuisance_test_error"] == 1.23
