@@ -17,9 +17,10 @@ while D_nc minimises its own cross-entropy on the stop-gradient z_n:
 L_MLE is in bits per input dimension (d = all entries of x, in [-1, 1] with
 bins of width 2/256; see `invjax.data.dequantize`), so its weight compares with
 the cross-entropies whatever the image size. CE training is w_nuisance = w_mle = 0.
-L_logit (off by default; any classifier, the CNN too) keeps the cross-entropy
+L_logit (off by default; any classifier, the CNN too) stops the cross-entropy
 from growing the margin of one feature without bound once it separates the
-data, which starves the gradient of the features learned more slowly.
+data, which can starve the gradient of features learned more slowly. On binary
+shiftMNIST it made the shortcut worse (docs/results.md, "Longer training").
 """
 
 from collections.abc import Sequence

@@ -8,10 +8,11 @@ against the updated classifier. The flow's forward pass runs once: its pullback
 
 With `nuisance_classifier.reset_every_steps = R > 0` the classifier and its
 optimizer state start afresh (a new random initialisation) before its updates
-at every step that is a multiple of R. Why: against one classifier that keeps
-training, the flow learns to sit where that classifier is unsure without
-removing the label from z_n (a post-hoc classifier then reads it; see
-docs/results.md); a fresh classifier is not fooled by what fooled the last one.
+at every step that is a multiple of R, so no classifier plays against the flow
+for more than R steps. It tests whether the flow only fools the classifier it
+has learned to fool: against one classifier that keeps training, z_n ends up
+hiding the label from it while a post-hoc classifier still reads it. On binary
+shiftMNIST resets did not change that (docs/results.md, "Longer training").
 """
 
 from collections.abc import Callable
