@@ -70,6 +70,8 @@ lane_ce() {
   train mnist_ablation/ice_6_epochs configs/mnist_ice.py:cpu "${SIX_EPOCHS[@]}"
   analyse mnist_ablation/ice_6_epochs "${ORACLE[@]}"
   train ablation/binary_ce_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
+  train ablation/binary_shuffled_1_6_epochs_decay_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.total_steps=5622
 }
 
 lane_ice() {
