@@ -204,7 +204,7 @@ TRAINING_CURVES = {"test_shifted/logit_error": "shifted test: the code of anothe
 
 def training_curves_figure(workdirs: dict[str, pathlib.Path]):
   """Error against epochs of each run in `workdirs` (label -> folder), one panel per TRAINING_CURVES metric."""
-  figure = matplotlib.figure.Figure(figsize=(11, 4))
+  figure = matplotlib.figure.Figure(figsize=(11, 5.2))
   axes = figure.subplots(1, len(TRAINING_CURVES))
   for axis, (metric, title) in zip(axes, TRAINING_CURVES.items()):
     for label, workdir in workdirs.items():
@@ -213,8 +213,8 @@ def training_curves_figure(workdirs: dict[str, pathlib.Path]):
     axis.set_xlabel("epoch")
     axis.set_ylabel("error (%)")
     axis.set_title(f"binary shiftMNIST, {title}", fontsize=10)
-  axes[0].legend(fontsize=7)
-  figure.tight_layout()
+  figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+  figure.tight_layout(rect=(0, 0.2, 1, 1))
   return figure
 
 
