@@ -35,7 +35,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
       raise ValueError(
           f"config.{name}={config[name]} must be a positive multiple of the {num_devices} devices.")
   for name in ("ce_weight", "nuisance_weight", "mle_weight", "logit_penalty_weight"):
-    if config.loss.get(name, 0.0) < 0:
+    if config.loss[name] < 0:
       raise ValueError(f"config.loss.{name}={config.loss[name]} must be >= 0.")
   if config.loss.nuisance_form not in losses.NUISANCE_FORMS:
     raise ValueError(f"config.loss.nuisance_form must be one of {losses.NUISANCE_FORMS}; "
@@ -44,7 +44,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise ValueError("A CNN has no nuisance latent: set config.loss.nuisance_weight and mle_weight to 0.")
   if config.nuisance_classifier.steps_per_batch < 1:
     raise ValueError("config.nuisance_classifier.steps_per_batch must be >= 1.")
-  if config.nuisance_classifier.get("reset_every_steps", 0) < 0:
+  if config.nuisance_classifier.reset_every_steps < 0:
     raise ValueError("config.nuisance_classifier.reset_every_steps must be >= 0 (0: never reset).")
   if config.total_steps < 0:
     raise ValueError(f"config.total_steps={config.total_steps} must be >= 0.")

@@ -72,7 +72,7 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
-  logit_penalty_weight = weights.get("logit_penalty_weight", 0.0)
+  logit_penalty_weight = weights.logit_penalty_weight
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -92,7 +92,7 @@ def make_train_step(
       _, z_n = models.split_latent(z, num_classes)
       z_n = jax.lax.stop_gradient(z_n)
       nuisance, nuisance_opt_state = _reset_if_due(
-          nuisance_classifier, nuisance_tx, config.nuisance_classifier.get("reset_every_steps", 0),
+          nuisance_classifier, nuisance_tx, config.nuisance_classifier.reset_every_steps,
           state.step, nuisance, nuisance_opt_state, z_n, reset_key,
       )
       nuisance, nuisance_opt_state, metrics["nuisance_classifier_loss"] = _nuisance_updates(
