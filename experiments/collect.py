@@ -61,10 +61,10 @@ def _read_analysis(workdir: pathlib.Path) -> dict:
 def _mnist_fields(facts: dict, workdir: pathlib.Path) -> dict:
   final = facts["final"]
   analysis_path = workdir / METAMER_METRICS
-  if not analysis_path.exists():
+  analysis = _read_analysis(workdir)
+  if not analysis:
     raise FileNotFoundError(
         f"{analysis_path} does not exist: run `python -m experiments.metamers --workdir={workdir} --posthoc`.")
-  analysis = _read_analysis(workdir)
   if "posthoc_nuisance_classifier" not in analysis:
     raise ValueError(f"{analysis_path} has no post-hoc classifier: rerun experiments.metamers with --posthoc.")
   posthoc = analysis["posthoc_nuisance_classifier"]

@@ -101,15 +101,17 @@ def make_train_step(
       )
 
     def flow_loss(outputs, prior_params):
-      logits = models.split_latent(outputs[0], num_classes)[0] if is_flow else outputs
+      if is_flow:
+        z, logdet = outputs
+        logits, z_n = models.split_latent(z, num_classes)
+      else:
+        logits = outputs
       terms = {"cross_entropy": losses.cross_entropy(logits, labels)}
       total = weights.ce_weight * terms["cross_entropy"]
       if logit_penalty_weight:
         terms["logit_penalty"] = losses.logit_penalty(logits)
         total += logit_penalty_weight * terms["logit_penalty"]
       if is_flow:
-        z, logdet = outputs
-        _, z_n = models.split_latent(z, num_classes)
         nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
         terms["nuisance"] = losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key)
         terms["bits_per_dim"] = jnp.mean(losses.bits_per_dim(
