@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.mle_weight = 0.0
   config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code)
   config.loss.logit_penalty_weight = 0.0  # spectral decoupling; any model
+  config.loss.label_dependence_weight = 0.0  # kernel CKA of z_n and the labels; fi-RevNet only
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)

@@ -31,12 +31,18 @@ def _run_facts(workdir: pathlib.Path) -> dict:
       "config": config,
       "final": final,
       "model": "cnn" if config.model.kind == "cnn" else "fi-revnet",
-      "loss": "ice" if config.loss.nuisance_weight > 0 else "ce",
+      "loss": "ice" if _has_independence_terms(config) else "ce",
       "epochs": round(final["epochs"], 2),
       "wall_minutes": round(writers.wall_seconds(records) / 60, 1),
       "hardware": hardware[-1] if hardware else "unknown",
       "command": commands.last_recorded(workdir),
   }
+
+
+def _has_independence_terms(config) -> bool:
+  """Whether the flow trains on more than cross-entropy (and the logit penalty, which any model takes)."""
+  loss = config.loss
+  return loss.nuisance_weight > 0 or loss.mle_weight > 0 or loss.get("label_dependence_weight", 0.0) > 0
 
 
 def _common(facts: dict) -> dict:
@@ -104,6 +110,7 @@ def _varied_settings(workdir: pathlib.Path, config) -> dict:
           "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
           "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
           "logit_penalty_weight": config.loss.get("logit_penalty_weight", 0.0),
+          "label_dependence_weight": config.loss.get("label_dependence_weight", 0.0),
           "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
           "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0)}
 
@@ -160,12 +167,13 @@ TABLES = {
     "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
                     "wall_minutes", "command"],
     "mnist_ablation": ["seed", "loss", "nuisance_form", "nuisance_weight", "mle_weight", "logit_penalty_weight",
-                       "nuisance_classifier_steps", "nuisance_classifier_reset", "logit_train_error",
-                       "logit_test_error", "nuisance_train_error", "nuisance_test_error", "bits_per_dim", "epochs",
-                       "wall_minutes", "command"],
+                       "label_dependence_weight", "nuisance_classifier_steps", "nuisance_classifier_reset",
+                       "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
+                       "bits_per_dim", "epochs", "wall_minutes", "command"],
     "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "seed", "model", "loss", "nuisance_form", "nuisance_weight",
-                 "mle_weight", "logit_penalty_weight", "nuisance_classifier_reset", "train_error", "test_error",
-                 "test_shifted_error", "nuisance_test_error", "epochs", "wall_minutes", "command"],
+                 "mle_weight", "logit_penalty_weight", "label_dependence_weight", "nuisance_classifier_reset",
+                 "train_error", "test_error", "test_shifted_error", "nuisance_test_error", "epochs", "wall_minutes",
+                 "command"],
 }
 
 

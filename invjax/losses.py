@@ -3,7 +3,7 @@ r"""The objectives of the paper (SPEC 5): cross-entropy, the nuisance game, and 
 For a flow F with F(x) = (z_s, z_n) and a nuisance classifier D_nc, the flow
 minimises
 
-  L = w_ce * L_sCE + w_nuisance * L_nCE + w_mle * L_MLE + w_logit * L_logit
+  L = w_ce * L_sCE + w_nuisance * L_nCE + w_mle * L_MLE + w_logit * L_logit + w_dep * L_dep
 
 while D_nc minimises its own cross-entropy on the stop-gradient z_n:
 
@@ -13,6 +13,7 @@ while D_nc minimises its own cross-entropy on the stop-gradient z_n:
                                       permutation pi of the batch's labels as target
   L_MLE = -[log N(z_n; mu, diag(sigma^2)) + log|det dF/dx|] / (d ln 2) + log2(128)
   L_logit = ||z_s||^2 / 2               spectral decoupling (Pezeshki et al., 2021), ours
+  L_dep = CKA(k_Gauss(z_n), k_label(y))  kernel dependence of z_n on y (`label_dependence`), ours
 
 L_MLE is in bits per input dimension (d = all entries of x, in [-1, 1] with
 bins of width 2/256; see `invjax.data.dequantize`), so its weight compares with
@@ -59,6 +60,35 @@ def cross_entropy_step(logits_fn, optimizer: optax.GradientTransformation, param
 def logit_penalty(logits: jax.Array) -> jax.Array:
   """Spectral decoupling: half the squared norm of the logits, averaged over examples."""
   return 0.5 * jnp.mean(jnp.sum(jnp.square(logits), axis=-1))
+
+
+def label_dependence(features: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
+  r"""How much a batch of `features` (B, ...) depends on integer `labels` (B,): kernel CKA in [0, 1].
+
+  With K_ij = exp(-||f_i - f_j||^2 / m), m the median of the squared distances
+  (a stop-gradient bandwidth), L_ij = [y_i = y_j], H = I - 11^T / B and
+  HSIC(K, L) = tr(K H L H) / (B - 1)^2:
+
+    CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).
+
+  The Gaussian kernel is characteristic, so in the large-batch limit HSIC is 0
+  exactly when features and labels are independent (Gretton et al., 2005).
+  Unlike the nuisance classifier it has no parameters for the flow to outrun.
+  """
+  flat = features.reshape(features.shape[0], -1)
+  squared_norms = jnp.sum(jnp.square(flat), axis=-1)
+  squared_distances = jnp.maximum(squared_norms[:, None] + squared_norms[None, :] - 2 * flat @ flat.T, 0.0)
+  bandwidth = jax.lax.stop_gradient(jnp.median(squared_distances))
+  feature_gram = _centred(jnp.exp(-squared_distances / bandwidth))
+  one_hot = jax.nn.one_hot(labels, num_classes)
+  label_gram = _centred(one_hot @ one_hot.T)
+  cross = jnp.sum(feature_gram * label_gram)
+  return cross / jnp.sqrt(jnp.sum(jnp.square(feature_gram)) * jnp.sum(jnp.square(label_gram)))
+
+
+def _centred(gram: jax.Array) -> jax.Array:
+  """H K H: the Gram matrix of the features minus their batch mean."""
+  return gram - jnp.mean(gram, 0, keepdims=True) - jnp.mean(gram, 1, keepdims=True) + jnp.mean(gram)
 
 
 def error_rate(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -140,3 +140,6 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   (workdir / "analysis").mkdir()
   (workdir / collect.METAMER_METRICS).write_text(json.dumps({"posthoc_nuisance_classifier": {"test_error": 0.0123}}))
   assert collect.ablation_row(workdir)["nuisance_test_error"] == 1.23
+  config.loss.label_dependence_weight = 10.0
+  row = collect.ablation_row(_finished_run(tmp_path / "binary_dependence", config, SHIFT_FINAL))
+  assert (row["loss"], row["nuisance_weight"], row["label_dependence_weight"]) == ("ice", 0.0, 10.0)

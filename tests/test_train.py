@@ -15,6 +15,7 @@ import pytest
 from configs import mnist_cnn
 from configs import mnist_ice
 from invjax import data
+from invjax import losses
 from invjax import parallel
 from invjax import train
 from invjax.train import state as state_lib
@@ -70,11 +71,11 @@ def test_loss_decreases_on_real_mnist(mnist_batch):
   config = micro_config(**{"optimizer.learning_rate": 3e-3, "model.dropout": 0.0,
                             "model.width": 16, "model.steps_per_level": 2})
   _, state, step = _setup(config, mnist_batch)
-  losses = []
+  cross_entropies = []
   for _ in range(20):
     state, metrics = step(state, mnist_batch, jax.random.key(1))
-    losses.append(float(metrics["cross_entropy"]))
-  assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
+    cross_entropies.append(float(metrics["cross_entropy"]))
+  assert np.mean(cross_entropies[-3:]) < 0.5 * np.mean(cross_entropies[:3]), cross_entropies
 
 
 def test_cnn_trains_with_the_same_step(mnist_batch):
@@ -102,16 +103,47 @@ def test_players_only_move_their_own_parameters(mnist_batch):
   assert not _params_equal(new_state.flow, state.flow)
 
 
-def test_logit_penalty_adds_half_the_mean_squared_logit_norm(mnist_batch):
-  config = micro_config(**{"loss.logit_penalty_weight": 0.5, "loss.nuisance_weight": 0.0,
+def _half_mean_squared_norm(logits, z_n, labels):
+  return 0.5 * np.mean(np.sum(np.square(logits), axis=-1))
+
+
+def _reference_kernel_cka(logits, z_n, labels):
+  """CKA of a Gaussian kernel on z_n (median bandwidth) and the label kernel, written out in numpy."""
+  flat = np.asarray(z_n, np.float64).reshape(len(labels), -1)
+  squared_distances = np.sum(np.square(flat[:, None] - flat[None]), axis=-1)
+  centring = np.eye(len(labels)) - 1.0 / len(labels)
+  feature_gram = centring @ np.exp(-squared_distances / np.median(squared_distances)) @ centring
+  label_gram = centring @ (labels[:, None] == labels[None]).astype(np.float64) @ centring
+  hsic = lambda a, b: np.trace(a @ b)
+  return hsic(feature_gram, label_gram) / np.sqrt(hsic(feature_gram, feature_gram) * hsic(label_gram, label_gram))
+
+
+@pytest.mark.parametrize("weight_name,term,expected_term", [
+    ("logit_penalty_weight", "logit_penalty", _half_mean_squared_norm),
+    ("label_dependence_weight", "label_dependence", _reference_kernel_cka),
+])
+def test_extra_loss_term_is_added_with_its_weight(mnist_batch, weight_name, term, expected_term):
+  config = micro_config(**{f"loss.{weight_name}": 0.5, "loss.nuisance_weight": 0.0,
                             "loss.mle_weight": 0.0, "model.dropout": 0.0, "dequantize": False})
   parts, state, step = _setup(config, mnist_batch)
   _, metrics = step(state, mnist_batch, jax.random.key(1))
   z, _ = parts.model.apply({"params": state.flow["model"]}, jnp.asarray(mnist_batch["image"]))
-  logits = z[:, :config.num_classes]
-  expected_penalty = 0.5 * np.mean(np.sum(np.square(logits), axis=-1))
-  np.testing.assert_allclose(metrics["logit_penalty"], expected_penalty, rtol=1e-5)
-  np.testing.assert_allclose(metrics["loss"], metrics["cross_entropy"] + 0.5 * expected_penalty, rtol=1e-5)
+  logits, z_n = np.asarray(z[:, :config.num_classes]), np.asarray(z[:, config.num_classes:])
+  expected = expected_term(logits, z_n, mnist_batch["label"])
+  np.testing.assert_allclose(metrics[term], expected, rtol=1e-4)
+  np.testing.assert_allclose(metrics["loss"], metrics["cross_entropy"] + 0.5 * expected, rtol=1e-4)
+
+
+def test_label_dependence_is_one_for_the_labels_and_near_its_floor_for_noise():
+  labels = np.arange(512) % 10
+  label_features = 3.0 * jax.nn.one_hot(labels, 10)
+  np.testing.assert_allclose(losses.label_dependence(label_features, labels, 10), 1.0, rtol=1e-5)
+  noise = jax.random.normal(jax.random.key(0), (512, 64))
+  half_noise = noise.at[:, :8].add(2.0 * jax.nn.one_hot(labels, 8) * (labels[:, None] < 8))
+  independent = float(losses.label_dependence(noise, labels, 10))
+  dependent = float(losses.label_dependence(half_noise, labels, 10))
+  assert independent < 0.1 < dependent, (independent, dependent)
+  np.testing.assert_allclose(losses.label_dependence(100.0 * half_noise, labels, 10), dependent, rtol=1e-4)
 
 
 def test_reset_classifier_forgets_its_past_only_on_reset_steps(mnist_batch):
@@ -187,6 +219,9 @@ def test_nan_loss_stops_the_job_and_keeps_the_last_good_checkpoint(tmp_path):
     ({"loss.nuisance_form": "reversed"}, "nuisance_form must be one of"),
     ({"model.kind": "resnet"}, "config.model.kind must be one of"),
     ({"loss.logit_penalty_weight": -0.1}, "logit_penalty_weight=-0.1 must be >= 0"),
+    ({"loss.label_dependence_weight": -1.0}, "label_dependence_weight=-1.0 must be >= 0"),
+    ({"model.kind": "cnn", "loss.nuisance_weight": 0.0, "loss.mle_weight": 0.0,
+      "loss.label_dependence_weight": 1.0}, "A CNN has no nuisance latent"),
     ({"nuisance_classifier.reset_every_steps": -1}, "reset_every_steps must be >= 0"),
 ])
 def test_bad_config_values_are_rejected(overrides, message):

@@ -73,6 +73,7 @@ def make_train_step(
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
   logit_penalty_weight = weights.logit_penalty_weight
+  label_dependence_weight = weights.label_dependence_weight
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -117,6 +118,9 @@ def make_train_step(
         terms["bits_per_dim"] = jnp.mean(losses.bits_per_dim(
             losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1]))
         total += weights.nuisance_weight * terms["nuisance"] + weights.mle_weight * terms["bits_per_dim"]
+        if label_dependence_weight:
+          terms["label_dependence"] = losses.label_dependence(z_n, labels, num_classes)
+          total += label_dependence_weight * terms["label_dependence"]
       return total, {**terms, "error": losses.error_rate(logits, labels)}
 
     (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
