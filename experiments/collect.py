@@ -112,7 +112,8 @@ def _varied_settings(workdir: pathlib.Path, config) -> dict:
           "logit_penalty_weight": config.loss.get("logit_penalty_weight", 0.0),
           "label_dependence_weight": config.loss.get("label_dependence_weight", 0.0),
           "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
-          "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0)}
+          "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0),
+          "dequantize": config.dequantize, "model_dropout": config.model.dropout}
 
 
 def mnist_row(workdir: pathlib.Path) -> dict:

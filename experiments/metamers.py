@@ -10,7 +10,10 @@ Pairs test images (a, b) of different classes and writes into RUN/analysis/ (or 
   the paths; with an oracle run (a CNN trained on clean data), the fractions of
   metamers (and of each path step) it puts in a's class, b's class or another;
   with --posthoc, the train and test errors of a fresh nuisance classifier
-  trained on z_n of the training split.
+  trained on z_n of the training split, and the kernel dependence of the test
+  z_n on the labels (`posthoc.mean_label_dependence`, in batches of the
+  run's training batch size, as the training term; `_permuted`: the labels
+  shuffled, the estimate's floor).
 """
 
 import json
@@ -118,9 +121,13 @@ def _posthoc_metrics(run, mesh) -> dict:
       num_epochs=_POSTHOC_EPOCHS.value,
       report=lambda epoch, loss: print(f"  epoch {epoch}/{_POSTHOC_EPOCHS.value}  loss {loss:.4f}", flush=True),
   )
+  test_dependence = lambda labels: posthoc.mean_label_dependence(
+      test_set[0], labels, num_classes=run.config.num_classes, batch_size=min(run.config.batch_size, len(labels)))
   return {
       "train_error": result.train_error, "test_error": result.test_error,
       "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
+      "test_label_dependence": test_dependence(test_set[1]),
+      "test_label_dependence_permuted": test_dependence(np.random.default_rng(_SEED.value).permutation(test_set[1])),
   }
 
 

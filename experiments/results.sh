@@ -36,6 +36,9 @@ ORACLE=(--oracle_workdir="$RUNS/oracle/mnist_cnn")
 SHORTCUT=(--config.variant=textured --config.dataset_options.texture_max=255 --config.dataset_options.texture_size=32)
 # Twice the :cpu budget, the learning rate decayed after epoch 5.
 SIX_EPOCHS=(--config.total_steps=5622 "--config.optimizer.decay_epochs=(5,)")
+# No dropout in the coupling networks: in training the flow then sees the z_n of evaluation, up to the
+# dequantisation noise (without which the likelihood term diverges on the constant border pixels).
+NO_DROPOUT=(--config.model.dropout=0.0)
 
 lane_ce() {
   train oracle/mnist_cnn configs/mnist_cnn.py:cpu
@@ -72,6 +75,13 @@ lane_ce() {
   train ablation/binary_ce_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}"
   train ablation/binary_shuffled_1_6_epochs_decay_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     --config.total_steps=5622
+  train ablation/binary_shuffled_1_dependence_1_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.label_dependence_weight=1 "${SIX_EPOCHS[@]}"
+  train ablation/binary_ce_seed_2 configs/shift_mnist_ce.py:cpu --config.variant=binary --config.seed=2
+  train mnist_ablation/ce_seed_1 configs/mnist_ce.py:cpu --config.seed=1
+  analyse mnist_ablation/ce_seed_1 "${ORACLE[@]}"
+  train ablation/binary_shuffled_1_no_dropout_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    "${NO_DROPOUT[@]}" "${SIX_EPOCHS[@]}"
 }
 
 lane_ice() {
@@ -110,6 +120,15 @@ lane_ice() {
   analyse ablation/binary_shuffled_1_nc_steps_20_6_epochs
   train mnist_ablation/ce_6_epochs configs/mnist_ce.py:cpu "${SIX_EPOCHS[@]}"
   analyse mnist_ablation/ce_6_epochs "${ORACLE[@]}"
+  train ablation/binary_shuffled_1_dependence_10_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.loss.label_dependence_weight=10 "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_dependence_10_6_epochs
+  train ablation/binary_shuffled_1_seed_2 configs/shift_mnist_ice.py:cpu --config.variant=binary --config.seed=2
+  train mnist_ablation/ice_seed_1 configs/mnist_ice.py:cpu --config.seed=1
+  analyse mnist_ablation/ice_seed_1 "${ORACLE[@]}"
+  train ablation/binary_shuffled_1_no_dropout_dependence_10_6_epochs configs/shift_mnist_ice.py:cpu \
+    --config.variant=binary "${NO_DROPOUT[@]}" --config.loss.label_dependence_weight=10.0 "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_no_dropout_dependence_10_6_epochs
 }
 
 lane_ce & ce_lane=$!

@@ -49,6 +49,8 @@ def test_metamers_experiment_writes_figures_and_metrics(tmp_path, posthoc):
   assert len(metrics["path_logit_preservation"]["max_abs"]) == 3
   assert metrics["oracle"]["metamers"]["num_pairs"] == 16
   assert ("posthoc_nuisance_classifier" in metrics) == posthoc
+  if posthoc:
+    assert 0 <= metrics["posthoc_nuisance_classifier"]["test_label_dependence"] <= 1
 
 
 @pytest.mark.slow

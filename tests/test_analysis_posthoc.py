@@ -37,6 +37,15 @@ def test_uninformative_nuisances_leave_the_classifier_at_chance():
   assert result.test_error > 0.35
 
 
+def test_label_dependence_is_higher_for_informative_nuisances_than_for_permuted_labels():
+  z_n, labels = _separable(jax.random.key(0), 512)
+  informative = posthoc.mean_label_dependence(z_n, labels, num_classes=2)
+  permuted = posthoc.mean_label_dependence(z_n, jax.random.permutation(jax.random.key(1), labels), num_classes=2)
+  assert permuted < 0.1 < informative, (permuted, informative)
+  with pytest.raises(ValueError, match="at least batch_size=128"):
+    posthoc.mean_label_dependence(z_n[:100], labels[:100], num_classes=2)
+
+
 def test_rejects_too_few_examples():
   z_n, labels = _separable(jax.random.key(0), 10)
   with pytest.raises(ValueError, match="at least batch_size=128"):

@@ -143,3 +143,4 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   config.loss.label_dependence_weight = 10.0
   row = collect.ablation_row(_finished_run(tmp_path / "binary_dependence", config, SHIFT_FINAL))
   assert (row["loss"], row["nuisance_weight"], row["label_dependence_weight"]) == ("ice", 0.0, 10.0)
+  assert (row["dequantize"], row["model_dropout"]) == (config.dequantize, config.model.dropout)
