@@ -5,6 +5,7 @@ so other code and tests can import them.
 """
 
 import json
+import math
 import pathlib
 import shutil
 
@@ -211,19 +212,27 @@ TRAINING_CURVES = {"test_shifted/logit_error": "shifted test: the code of anothe
                    "test_none/logit_error": "no code: the digit alone"}
 
 
+# Past the ten colours of matplotlib's cycle, lines repeat a colour with another dash.
+_LINE_STYLES = ("-", "--", ":")
+_COLOURS_PER_CYCLE = 10
+_LEGEND_COLUMNS = 3
+
+
 def training_curves_figure(workdirs: dict[str, pathlib.Path]):
   """Error against epochs of each run in `workdirs` (label -> folder), one panel per TRAINING_CURVES metric."""
-  figure = matplotlib.figure.Figure(figsize=(11, 5.2))
+  legend_inches = 0.25 + 0.17 * math.ceil(len(workdirs) / _LEGEND_COLUMNS)
+  figure = matplotlib.figure.Figure(figsize=(11, 4.4 + legend_inches))
   axes = figure.subplots(1, len(TRAINING_CURVES))
   for axis, (metric, title) in zip(axes, TRAINING_CURVES.items()):
-    for label, workdir in workdirs.items():
-      axis.plot(*evaluations(workdir, metric), marker="o", label=label)
+    for index, (label, workdir) in enumerate(workdirs.items()):
+      line_style = _LINE_STYLES[index // _COLOURS_PER_CYCLE % len(_LINE_STYLES)]
+      axis.plot(*evaluations(workdir, metric), marker="o", linestyle=line_style, label=label)
     axis.set_ylim(0, 105)
     axis.set_xlabel("epoch")
     axis.set_ylabel("error (%)")
     axis.set_title(f"binary shiftMNIST, {title}", fontsize=10)
-  figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
-  figure.tight_layout(rect=(0, 0.2, 1, 1))
+  figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=_LEGEND_COLUMNS, fontsize=8)
+  figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 1))
   return figure
 
 

@@ -82,6 +82,11 @@ lane_ce() {
   analyse mnist_ablation/ce_seed_1 "${ORACLE[@]}"
   train ablation/binary_shuffled_1_no_dropout_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary \
     "${NO_DROPOUT[@]}" "${SIX_EPOCHS[@]}"
+  analyse ablation/binary_shuffled_1_no_dropout_6_epochs
+  train ablation/binary_shuffled_1_no_dropout_6_epochs_seed_1 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    --config.seed=1 "${NO_DROPOUT[@]}" "${SIX_EPOCHS[@]}"
+  train ablation/binary_ce_no_dropout_6_epochs_decay_2 configs/shift_mnist_ce.py:cpu --config.variant=binary \
+    "${NO_DROPOUT[@]}" --config.total_steps=5622
 }
 
 lane_ice() {
@@ -129,6 +134,8 @@ lane_ice() {
   train ablation/binary_shuffled_1_no_dropout_dependence_10_6_epochs configs/shift_mnist_ice.py:cpu \
     --config.variant=binary "${NO_DROPOUT[@]}" --config.loss.label_dependence_weight=10.0 "${SIX_EPOCHS[@]}"
   analyse ablation/binary_shuffled_1_no_dropout_dependence_10_6_epochs
+  train ablation/binary_shuffled_1_no_dropout_6_epochs_decay_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
+    "${NO_DROPOUT[@]}" --config.total_steps=5622
 }
 
 lane_ce & ce_lane=$!
