@@ -37,7 +37,7 @@ test: $(INSTALLED)
 test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)
 
-# Every run of docs/results.md (about 4 hours on the 2-core CPU; rerun to
+# Every run of docs/results.md (about 5.5 hours on the 2-core CPU; rerun to
 # resume), then results/*.json. Logs in runs/results/logs/.
 results: $(INSTALLED)
 	PYTHON=$(PYTHON) experiments/results.sh runs/results

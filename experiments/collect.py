@@ -215,7 +215,7 @@ TRAINING_CURVES = {"test_shifted/logit_error": "shifted test: the code of anothe
 # Past the ten colours of matplotlib's cycle, lines repeat a colour with another dash.
 _LINE_STYLES = ("-", "--", ":")
 _COLOURS_PER_CYCLE = 10
-_LEGEND_COLUMNS = 3
+_LEGEND_COLUMNS = 2
 
 
 def training_curves_figure(workdirs: dict[str, pathlib.Path]):

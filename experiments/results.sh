@@ -136,6 +136,9 @@ lane_ice() {
   analyse ablation/binary_shuffled_1_no_dropout_dependence_10_6_epochs
   train ablation/binary_shuffled_1_no_dropout_6_epochs_decay_2 configs/shift_mnist_ice.py:cpu --config.variant=binary \
     "${NO_DROPOUT[@]}" --config.total_steps=5622
+  analyse ablation/binary_shuffled_1_no_dropout_6_epochs_decay_2
+  train ablation/binary_shuffled_1_no_dropout_6_epochs_decay_2_seed_1 configs/shift_mnist_ice.py:cpu \
+    --config.variant=binary --config.seed=1 "${NO_DROPOUT[@]}" --config.total_steps=5622
 }
 
 lane_ce & ce_lane=$!
