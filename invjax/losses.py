@@ -22,6 +22,10 @@ L_logit (off by default; any classifier, the CNN too) stops the cross-entropy
 from growing the margin of one feature without bound once it separates the
 data, which can starve the gradient of features learned more slowly. On binary
 shiftMNIST it made the shortcut worse (docs/results.md, "Longer training").
+L_dep (off by default) measures the dependence of z_n on y without a player
+that the flow can outrun. On binary shiftMNIST the flow lowered it all the same,
+through the training noise or by reshaping z_n, while a post-hoc classifier
+still read the label from z_n, and the shortcut grew (same section).
 """
 
 from collections.abc import Sequence
