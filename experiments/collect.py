@@ -13,6 +13,7 @@ import matplotlib.figure
 
 from configs import base
 from experiments import commands
+from invjax import losses
 from invjax.data import shift_mnist
 from invjax.train import checkpoints, writers
 
@@ -41,9 +42,8 @@ def _run_facts(workdir: pathlib.Path) -> dict:
 
 
 def _has_independence_terms(config) -> bool:
-  """Whether the flow trains on more than cross-entropy (and the logit penalty, which any model takes)."""
-  loss = config.loss
-  return loss.nuisance_weight > 0 or loss.mle_weight > 0 or loss.get("label_dependence_weight", 0.0) > 0
+  """Whether the flow trains on a term on z_n, not only on terms any classifier takes."""
+  return any(config.loss.get(name, 0.0) > 0 for name in losses.LATENT_TERM_WEIGHTS)
 
 
 def _common(facts: dict) -> dict:
@@ -212,9 +212,8 @@ TRAINING_CURVES = {"test_shifted/logit_error": "shifted test: the code of anothe
                    "test_none/logit_error": "no code: the digit alone"}
 
 
-# Past the ten colours of matplotlib's cycle, lines repeat a colour with another dash.
+# Past the colours of matplotlib's cycle, lines repeat a colour with another dash.
 _LINE_STYLES = ("-", "--", ":")
-_COLOURS_PER_CYCLE = 10
 _LEGEND_COLUMNS = 2
 
 
@@ -223,9 +222,10 @@ def training_curves_figure(workdirs: dict[str, pathlib.Path]):
   legend_inches = 0.25 + 0.17 * math.ceil(len(workdirs) / _LEGEND_COLUMNS)
   figure = matplotlib.figure.Figure(figsize=(11, 4.4 + legend_inches))
   axes = figure.subplots(1, len(TRAINING_CURVES))
+  num_colours = len(matplotlib.rcParams["axes.prop_cycle"])
   for axis, (metric, title) in zip(axes, TRAINING_CURVES.items()):
     for index, (label, workdir) in enumerate(workdirs.items()):
-      line_style = _LINE_STYLES[index // _COLOURS_PER_CYCLE % len(_LINE_STYLES)]
+      line_style = _LINE_STYLES[index // num_colours % len(_LINE_STYLES)]
       axis.plot(*evaluations(workdir, metric), marker="o", linestyle=line_style, label=label)
     axis.set_ylim(0, 105)
     axis.set_xlabel("epoch")

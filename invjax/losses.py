@@ -37,6 +37,9 @@ import numpy as np
 import optax
 
 NUISANCE_FORMS = ("paper", "shuffled")
+# The config.loss weights of the terms on z_n, which only a fi-RevNet has; the
+# others (ce_weight, logit_penalty_weight) apply to any classifier.
+LATENT_TERM_WEIGHTS = ("nuisance_weight", "mle_weight", "label_dependence_weight")
 # Inputs live in [-1, 1] with 256 bins of width 2/256: -log(2/256) = log(128) nats per dimension.
 _LOG_BIN_VOLUME_PER_DIM = np.log(128.0)
 

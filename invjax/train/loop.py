@@ -34,16 +34,15 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     if config[name] <= 0 or config[name] % num_devices:
       raise ValueError(
           f"config.{name}={config[name]} must be a positive multiple of the {num_devices} devices.")
-  for name in ("ce_weight", "nuisance_weight", "mle_weight", "logit_penalty_weight", "label_dependence_weight"):
+  for name in ("ce_weight", "logit_penalty_weight", *losses.LATENT_TERM_WEIGHTS):
     if config.loss[name] < 0:
       raise ValueError(f"config.loss.{name}={config.loss[name]} must be >= 0.")
   if config.loss.nuisance_form not in losses.NUISANCE_FORMS:
     raise ValueError(f"config.loss.nuisance_form must be one of {losses.NUISANCE_FORMS}; "
                      f"got {config.loss.nuisance_form!r}.")
-  if config.model.kind == "cnn" and (
-      config.loss.nuisance_weight or config.loss.mle_weight or config.loss.label_dependence_weight):
-    raise ValueError("A CNN has no nuisance latent: set config.loss.nuisance_weight, mle_weight and "
-                     "label_dependence_weight to 0.")
+  if config.model.kind == "cnn" and any(config.loss[name] for name in losses.LATENT_TERM_WEIGHTS):
+    weights = ", ".join(f"config.loss.{name}" for name in losses.LATENT_TERM_WEIGHTS)
+    raise ValueError(f"A CNN has no nuisance latent: set {weights} to 0.")
   if config.nuisance_classifier.steps_per_batch < 1:
     raise ValueError("config.nuisance_classifier.steps_per_batch must be >= 1.")
   if config.nuisance_classifier.reset_every_steps < 0:

@@ -2,8 +2,9 @@
 
 Per batch (SPEC 5, the authors' schedule): the nuisance classifier takes
 `steps_per_batch` updates on the stop-gradient z_n with the true labels; then
-the flow takes one update on w_ce L_sCE + w_nuisance L_nCE + w_mle L_MLE
-against the updated classifier. The flow's forward pass runs once: its pullback
+the flow takes one update on its loss L (`invjax.losses`: w_ce L_sCE +
+w_nuisance L_nCE + w_mle L_MLE and the optional terms) against the updated
+classifier. The flow's forward pass runs once: its pullback
 (`jax.vjp`) is kept while the classifier trains on its output.
 
 With `nuisance_classifier.reset_every_steps = R > 0` the classifier and its
@@ -72,8 +73,6 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
-  logit_penalty_weight = weights.logit_penalty_weight
-  label_dependence_weight = weights.label_dependence_weight
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -109,18 +108,18 @@ def make_train_step(
         logits = outputs
       terms = {"cross_entropy": losses.cross_entropy(logits, labels)}
       total = weights.ce_weight * terms["cross_entropy"]
-      if logit_penalty_weight:
+      if weights.logit_penalty_weight:
         terms["logit_penalty"] = losses.logit_penalty(logits)
-        total += logit_penalty_weight * terms["logit_penalty"]
+        total += weights.logit_penalty_weight * terms["logit_penalty"]
       if is_flow:
         nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
         terms["nuisance"] = losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key)
         terms["bits_per_dim"] = jnp.mean(losses.bits_per_dim(
             losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1]))
         total += weights.nuisance_weight * terms["nuisance"] + weights.mle_weight * terms["bits_per_dim"]
-        if label_dependence_weight:
+        if weights.label_dependence_weight:
           terms["label_dependence"] = losses.label_dependence(z_n, labels, num_classes)
-          total += label_dependence_weight * terms["label_dependence"]
+          total += weights.label_dependence_weight * terms["label_dependence"]
       return total, {**terms, "error": losses.error_rate(logits, labels)}
 
     (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
