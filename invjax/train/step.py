@@ -139,9 +139,19 @@ def make_train_step(
   return train_step
 
 
+TOP_K = 5  # ImageNet's second error rate: the label is not among the 5 largest logits
+
+
+def _top_k_errors(logits, labels, mask):
+  label_logit = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  rank = jnp.sum(logits > label_logit, axis=-1)  # logits strictly above the label's
+  return jnp.sum(mask * (rank >= TOP_K))
+
+
 def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.TrainState, dict], Metrics]:
   """`eval_step(state, batch) -> sums` over the real (mask) examples of a batch:
-  logit errors, nuisance-classifier errors, bits/dim and the example count."""
+  logit errors (and top-5 logit errors with more than 5 classes), nuisance-classifier
+  errors, bits/dim and the example count."""
   is_flow = config.model.kind == "fi_revnet"
 
   def eval_step(state, batch):
@@ -154,6 +164,8 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     sums = {"count": jnp.sum(mask)}
     if not is_flow:
       sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(outputs, -1) != labels))
+      if config.num_classes > TOP_K:
+        sums[f"logit_top{TOP_K}_errors"] = _top_k_errors(outputs, labels, mask)
       return sums
     z, logdet = outputs
     z_s, z_n = models.split_latent(z, config.num_classes)
@@ -161,6 +173,8 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     bits = losses.bits_per_dim(
         losses.FactorialGaussian().apply({"params": state.flow["prior"]}, z_n), logdet, z.shape[1])
     sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(z_s, -1) != labels))
+    if config.num_classes > TOP_K:
+      sums[f"logit_top{TOP_K}_errors"] = _top_k_errors(z_s, labels, mask)
     sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
     sums["bits_per_dim"] = jnp.sum(mask * bits)
     return sums
