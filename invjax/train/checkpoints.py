@@ -84,7 +84,7 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   checkpoint_manager = manager(workdir, keep=config.keep_checkpoints)
   if checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
-  images = jnp.zeros((1, *data.input_shape(config.dataset)), jnp.float32)
+  images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)
   abstract_state = jax.eval_shape(lambda: parts.create_state(images, jax.random.key(0)))
   train_state = restore(checkpoint_manager, abstract_state, step)
   return Run(

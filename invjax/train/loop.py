@@ -49,6 +49,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
     raise ValueError("config.nuisance_classifier.reset_every_steps must be >= 0 (0: never reset).")
   if config.total_steps < 0:
     raise ValueError(f"config.total_steps={config.total_steps} must be >= 0.")
+  state_lib.check_model_input(config)
 
 
 def train_batches(config, mesh, start_step: int, steps_per_epoch: int):

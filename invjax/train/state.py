@@ -16,7 +16,7 @@ from invjax import models
 
 MODEL_KINDS = ("fi_revnet", "cnn")
 FI_REVNET_FIELDS = (
-    "num_levels", "steps_per_level", "width", "coupling", "permutation", "readout", "dropout",
+    "num_levels", "steps_per_level", "split", "width", "coupling", "permutation", "readout", "dropout",
 )
 
 
@@ -37,7 +37,8 @@ class TrainState:
 
 
 def build_model(model_config: ml_collections.ConfigDict, image_shape, num_classes: int) -> nn.Module:
-  """The classifier of a run: a FiRevNet (MNIST preset plus the config's fields) or a CNN."""
+  """The classifier of a run: a FiRevNet (MNIST preset plus the config's fields: fiRevNet48 is
+  configs/imagenet.py's fields) or a CNN."""
   if model_config.kind == "cnn":
     return models.CNN(num_classes=num_classes, dropout=model_config.get("dropout", 0.3))
   if model_config.kind != "fi_revnet":
@@ -54,6 +55,22 @@ def build_model(model_config: ml_collections.ConfigDict, image_shape, num_classe
   )
 
 
+def check_model_input(config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError if the config's fi-RevNet cannot take its dataset's inputs: each of
+  its levels halves the image, so 2**num_levels must divide the height and width."""
+  if config.model.kind != "fi_revnet":
+    return
+  shape = data.input_shape(config.dataset, **config.dataset_options)
+  try:
+    build_model(config.model, shape, config.num_classes).level_shapes()
+  except ValueError:
+    levels = config.model.num_levels
+    raise ValueError(
+        f"{config.dataset} inputs of shape {shape} do not fit config.model.num_levels={levels}: each level "
+        f"halves the image, so height and width must be multiples of 2**{levels} = {2**levels} (for imagenet "
+        f"set config.dataset_options.image_size to one, e.g. {7 * 2**levels}).") from None
+
+
 def build_nuisance_classifier(config: ml_collections.ConfigDict, num_classes: int):
   return losses.NuisanceClassifier(
       num_classes=num_classes,
@@ -63,12 +80,17 @@ def build_nuisance_classifier(config: ml_collections.ConfigDict, num_classes: in
 
 
 def flow_optimizer(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.GradientTransformation:
-  """Adamax with the learning rate multiplied by `decay_factor` at each of `decay_epochs`."""
+  """Adamax with the learning rate multiplied by `decay_factor` at each of `decay_epochs`,
+  after a linear warm-up from 0 over `warmup_epochs` (optional; 0: none)."""
   opt = config.optimizer
   schedule = optax.piecewise_constant_schedule(
       opt.learning_rate,
       {int(epoch * steps_per_epoch): opt.decay_factor for epoch in opt.decay_epochs},
   )
+  warmup_steps = int(opt.get("warmup_epochs", 0) * steps_per_epoch)
+  if warmup_steps:
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, opt.learning_rate, warmup_steps), schedule], [warmup_steps])
   chain = [optax.clip_by_global_norm(opt.clip_norm)] if opt.clip_norm else []
   return optax.chain(*chain, optax.adamax(schedule))
 
@@ -126,7 +148,8 @@ class Parts:
 def build(config: ml_collections.ConfigDict, steps_per_epoch: int) -> Parts:
   return Parts(
       config=config,
-      model=build_model(config.model, data.input_shape(config.dataset), config.num_classes),
+      model=build_model(config.model, data.input_shape(config.dataset, **config.dataset_options),
+                        config.num_classes),
       nuisance_classifier=build_nuisance_classifier(config, config.num_classes),
       flow_tx=flow_optimizer(config, steps_per_epoch),
       nuisance_tx=nuisance_optimizer(config),
