@@ -5,6 +5,8 @@ r"""Metamers, nuisance interpolations and their metrics for a trained fi-RevNet 
 Pairs test images (a, b) of different classes and writes into RUN/analysis/ (or --out):
 
 * metamers.png: rows of (logit source a, metamer F^{-1}(z_s(a), z_n(b)), nuisance source b);
+* figure1.png: the paper's Figure 1, one logit source and its metamers with
+  --figure1_nuisances nuisance sources of other classes, all with the same logits;
 * interpolations.png: z_s(a) fixed, z_n moving from a's to b's, one path per row;
 * metamer_metrics.json: the logit-preservation error of the metamers and along
   the paths; with an oracle run (a CNN trained on clean data), the fractions of
@@ -42,6 +44,10 @@ _NUM_PATHS = flags.DEFINE_integer("num_paths", 8, "Interpolation paths (rows of 
 _PATH_STEPS = flags.DEFINE_integer("path_steps", 9, "Steps of each interpolation path, endpoints included.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Examples per compiled call.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the pairing and of the post-hoc classifier.")
+_FIGURE1_NUISANCES = flags.DEFINE_integer(
+    "figure1_nuisances", 5, "Nuisance sources in figure1.png (the paper's Figure 1 layout); 0: no figure1.png.")
+_MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples", 0, "Read only the first N examples of the split (0: all); e.g. 2000 for ImageNet.")
 _POSTHOC = flags.DEFINE_bool(
     "posthoc", False, "Also train a post-hoc nuisance classifier on z_n (slow: encodes the splits)."
 )
@@ -131,6 +137,30 @@ def _posthoc_metrics(run, mesh) -> dict:
   }
 
 
+def _figure1(model, variables, mesh, images, labels, logit_source: int, title: str):
+  """figure1.png and its metrics: images[logit_source] and its metamers with nuisance sources of other classes."""
+  others = np.flatnonzero(labels != labels[logit_source])
+  chosen = np.random.default_rng(_SEED.value).permutation(others)[:_FIGURE1_NUISANCES.value]
+  nuisance_sources = images[chosen]
+  x_met = np.asarray(metamers.metameric_sample(
+      model, variables, np.repeat(images[logit_source][None], len(chosen), 0), nuisance_sources, mesh=mesh))
+  logits = jax.jit(features.logits_function(model))
+  source_logits = np.asarray(logits(variables, images[logit_source][None]))[0]
+  metamer_logits = np.asarray(logits(variables, x_met))
+  figure = plotting.logit_metamer_figure(
+      images[logit_source], nuisance_sources, x_met, source_logits=source_logits,
+      metamer_logits=metamer_logits, title=title)
+  metrics = {
+      "logit_source_label": labels[logit_source], "nuisance_source_labels": labels[chosen],
+      "metamer_classes": metamer_logits.argmax(-1),
+      "max_abs_logit_difference": np.max(np.abs(metamer_logits - source_logits)),
+  }
+  print(f"Figure 1: {len(chosen)} metamers of one logit source (label {labels[logit_source]}) with nuisance sources "
+        f"of other classes; max |logit difference| over {len(source_logits)} logits: "
+        f"{metrics['max_abs_logit_difference']:.3e}")
+  return figure, metrics
+
+
 def _load_runs():
   """The run and (with --oracle_workdir) the oracle run; exits with the reason if either cannot be used."""
   try:
@@ -154,7 +184,8 @@ def main(argv):
   mesh = parallel.make_data_mesh()
   model, variables = run.model, run.variables
 
-  images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, **run.config.dataset_options)
+  images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, max_examples=_MAX_EXAMPLES.value,
+                                 **run.config.dataset_options)
   num_pairs = max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value)
   a, b = _pairs_of_different_classes(labels, num_pairs, np.random.default_rng(_SEED.value))
   x_a, x_b, y_a, y_b = images[a], images[b], labels[a], labels[b]
@@ -204,6 +235,8 @@ def main(argv):
           paths, nuisance_sources=x_b[:num_paths], captions=path_captions, title=title
       ),
   }
+  if _FIGURE1_NUISANCES.value:
+    figures["figure1.png"], metrics["figure1"] = _figure1(model, variables, mesh, images, labels, a[0], title)
   written = []
   for name, figure in figures.items():
     written.append(os.path.join(out, name))

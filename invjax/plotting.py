@@ -1,4 +1,4 @@
-"""Figures of the metamer analyses: metamer grids, interpolation strips, decision planes.
+"""Figures of the metamer analyses: metamer grids, the paper's Figure 1, interpolation strips, decision planes.
 
 Each function returns a `matplotlib.figure.Figure` built without pyplot (no
 global state, no display; `figure.savefig("x.png")` renders with Agg). Images
@@ -178,4 +178,64 @@ def decision_plane_figure(
     axis.set_axis_off()
   handles = [matplotlib.patches.Patch(color=colour_map(index), label=name) for index, name in enumerate(class_names)]
   figure.legend(handles=handles, loc="outside lower center", ncols=len(class_names), fontsize=8)
+  return figure
+
+
+def logit_metamer_figure(
+    logit_source: np.ndarray,
+    nuisance_sources: np.ndarray,
+    metamers: np.ndarray,
+    *,
+    source_logits: np.ndarray,
+    metamer_logits: np.ndarray,
+    top_k: int = 5,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+  """The paper's Figure 1: one logit source and its metamers with several nuisance sources.
+
+  Column 0 holds the logit source a above a bar chart of its `top_k` softmax
+  probabilities; column j holds nuisance source b_j above the metamer
+  F^{-1}(z_s(a), z_n(b_j)). All metamers carry a's logits, so each shows a's
+  top class; its caption gives max_c |z_s(metamer)_c - z_s(a)_c|, and the
+  title the largest over all metamers.
+
+  Args:
+    logit_source: (H, W, C) in [-1, 1].
+    nuisance_sources, metamers: (K, H, W, C) in [-1, 1].
+    source_logits: (num_classes,) logits of the logit source.
+    metamer_logits: (K, num_classes) logits of the metamers.
+    top_k: classes in the bar chart.
+    title: optional first line of the title.
+  """
+  count = len(metamers)
+  if len(nuisance_sources) != count or len(metamer_logits) != count:
+    raise ValueError(
+        f"Need one nuisance source and one row of logits per metamer; got {len(nuisance_sources)} sources, "
+        f"{count} metamers and {len(metamer_logits)} logit rows.")
+  differences = np.max(np.abs(np.asarray(metamer_logits) - np.asarray(source_logits)[None]), axis=-1)
+  grey = _is_grey(logit_source[None]) and _is_grey(nuisance_sources)
+  figure = matplotlib.figure.Figure(figsize=(_CELL_INCHES * 1.3 * (count + 1), _CELL_INCHES * 2.9),
+                                    layout="constrained")
+  agreement = (f"all {count} metamers carry the logit source's {len(source_logits)} logits: "
+               f"max |difference| = {differences.max():.2e}")
+  figure.suptitle(f"{title}\n{agreement}" if title else agreement, fontsize=9)
+  axes = figure.subplots(2, count + 1, squeeze=False)
+  top_class = int(np.argmax(source_logits))
+  _show(axes[0, 0], logit_source, grey, f"class {top_class}")
+  axes[0, 0].set_title("logit source", fontsize=8)
+  probabilities = np.exp(source_logits - np.max(source_logits))
+  probabilities /= probabilities.sum()
+  classes = np.argsort(-probabilities)[:top_k]
+  bars = axes[1, 0]
+  bars.barh(np.arange(len(classes))[::-1], probabilities[classes], color="tab:blue")
+  bars.set_yticks(np.arange(len(classes))[::-1], [str(c) for c in classes], fontsize=7)
+  bars.set_xlim(0.0, 1.0)
+  bars.tick_params(axis="x", labelsize=7)
+  bars.set_title(f"top-{len(classes)} softmax", fontsize=8)
+  for column in range(count):
+    _show(axes[0, column + 1], nuisance_sources[column], grey)
+    _show(axes[1, column + 1], metamers[column], grey,
+          f"class {int(np.argmax(metamer_logits[column]))}, {differences[column]:.1e}")
+    axes[0, column + 1].set_title("nuisance source", fontsize=8)
+    axes[1, column + 1].set_title("metamer", fontsize=8)
   return figure
