@@ -17,47 +17,100 @@ the 256-level grid that dequantisation assumes.
 """
 
 import os
-import pathlib
+import tarfile
 
+import jax
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from invjax.data import pipeline, preprocess
 
 MANUAL_DIR_ENV = "INVJAX_IMAGENET_DIR"
-MANUAL_FILES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+# The sizes of the official files, in bytes (TFDS's checksums.tsv).
+MANUAL_FILES = {"ILSVRC2012_img_train.tar": 147_897_477_120, "ILSVRC2012_img_val.tar": 6_744_924_160}
 TFDS_SPLITS = {"train": "train", "test": "validation"}
-NUM_EXAMPLES = {"train": 1_281_167, "test": 50_000}
 NUM_CLASSES = 1000
 DEFAULT_IMAGE_SIZE = 224
 DEFAULT_SHUFFLE_BUFFER = 10_000
 CROP_PADDING = 32
+_TAR_BLOCK = 512
+PREPARE_COMMAND = "python -m experiments.prepare_imagenet --manual_dir=DIR_WITH_THE_TARS --data_dir=DATA_DIR"
+
+
+def check_manual_file(path: str) -> None:
+  """Raises if `path` (local or gs://) is missing or is not a complete tar file.
+
+  A tar file is a sequence of 512-byte blocks ending in two zero blocks, so a
+  download cut short almost always has a size that is no multiple of 512 or
+  a non-zero tail. Both are checked by reading the last kilobyte only.
+
+  Raises:
+    FileNotFoundError: no file at `path`.
+    ValueError: the file is truncated (or not a tar file).
+  """
+  name = os.path.basename(path)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f"{path} is missing. Download {name} ({MANUAL_FILES[name]:,} bytes) from "
+        f"https://image-net.org/download-images into {os.path.dirname(path)}.")
+  size = tf.io.gfile.stat(path).length
+  complete = size >= 2 * _TAR_BLOCK and size % _TAR_BLOCK == 0
+  if complete:
+    with tf.io.gfile.GFile(path, "rb") as file:
+      file.seek(size - 2 * _TAR_BLOCK)
+      complete = not any(file.read(2 * _TAR_BLOCK))
+  if not complete:
+    raise ValueError(
+        f"{path} is truncated or not a tar file ({size:,} bytes; the official {name} has "
+        f"{MANUAL_FILES[name]:,}). Download it again.")
 
 
 def prepare(data_dir=None, manual_dir=None) -> tfds.core.DatasetBuilder:
   """The TFDS `imagenet2012` builder, prepared from the manual directory if needed.
 
+  `data_dir` may be a bucket (gs://...); None or "" is TFDS's default.
+  `manual_dir` (or the environment variable INVJAX_IMAGENET_DIR) holds the two
+  tars; it is needed only while the dataset is not prepared. Several processes
+  never prepare: one machine does, once (`experiments.prepare_imagenet`).
+
   Raises:
-    FileNotFoundError: not prepared in `data_dir` and no manual directory with
-      both tar files.
+    FileNotFoundError: not prepared in `data_dir` and no manual directory, a
+      tar is missing, or several processes would prepare.
+    ValueError: a tar is truncated or corrupt.
   """
-  builder = tfds.builder("imagenet2012", data_dir=data_dir)
+  builder = tfds.builder("imagenet2012", data_dir=data_dir or None)
   if builder.is_prepared():
     return builder
   manual = manual_dir or os.environ.get(MANUAL_DIR_ENV)
-  missing = [file for file in MANUAL_FILES if not manual or not (pathlib.Path(manual) / file).is_file()]
-  if missing:
+  where = f"imagenet2012 (version {builder.version}) is not prepared in {builder.data_dir_root}"
+  if not manual or jax.process_count() > 1:
     raise FileNotFoundError(
-        f"imagenet2012 is not prepared in {builder.data_dir_root} and the manual directory "
-        f"{manual or '(none given)'} lacks {', '.join(missing)}. Download {' and '.join(MANUAL_FILES)} "
-        f"from https://image-net.org/download-images into a directory and set {MANUAL_DIR_ENV} "
-        "to it (or pass manual_dir=)."
+        f"{where}. Prepare it once, from one machine: {PREPARE_COMMAND} (the tars from "
+        f"https://image-net.org/download-images), then point data_dir at DATA_DIR.")
+  manual = os.fspath(manual)
+  for name in MANUAL_FILES:
+    check_manual_file(os.path.join(manual, name))
+  try:
+    builder.download_and_prepare(
+        download_dir=os.path.join(builder.data_dir_root, "downloads", "imagenet2012"),
+        download_config=tfds.download.DownloadConfig(manual_dir=manual, try_download_gcs=False),
     )
-  builder.download_and_prepare(
-      download_dir=builder.data_dir_root / "downloads" / "imagenet2012",
-      download_config=tfds.download.DownloadConfig(manual_dir=manual, try_download_gcs=False),
-  )
+  except (tarfile.TarError, EOFError, OSError) as error:
+    raise ValueError(
+        f"Preparing imagenet2012 from {manual} failed ({type(error).__name__}: {error}): a tar in it is "
+        f"corrupt. Download {' and '.join(MANUAL_FILES)} again.") from error
   return builder
+
+
+def num_examples(split: str, data_dir=None, manual_dir=None) -> int:
+  """The size of a split ("train" or "test") as prepared (1,281,167 and 50,000 for the real one)."""
+  _check_split(split)
+  return prepare(data_dir, manual_dir).info.splits[TFDS_SPLITS[split]].num_examples
+
+
+def _check_split(split: str) -> None:
+  if split not in TFDS_SPLITS:
+    raise ValueError(f"imagenet has splits {tuple(TFDS_SPLITS)}, not {split!r}.")
 
 
 def _to_uint8(image: tf.Tensor) -> tf.Tensor:
@@ -112,16 +165,14 @@ def source(
   are read in a seeded random order and examples pass a shuffle buffer of
   `shuffle_buffer` examples.
   """
-  if split not in TFDS_SPLITS:
-    raise ValueError(f"imagenet has splits {tuple(TFDS_SPLITS)}, not {split!r}.")
+  _check_split(split)
   builder = prepare(data_dir, manual_dir)
   tfds_split = TFDS_SPLITS[split]
-  decoders = {"image": tfds.decode.SkipDecoding()}
-  num_examples = int(builder.as_dataset(split=tfds_split, decoders=decoders).cardinality())
-  start, stop = pipeline.process_bounds(num_examples)
+  count = builder.info.splits[tfds_split].num_examples
+  start, stop = pipeline.process_bounds(count)
   examples = builder.as_dataset(
       split=f"{tfds_split}[{start}:{stop}]",
-      decoders=decoders,
+      decoders={"image": tfds.decode.SkipDecoding()},
       shuffle_files=split == "train",
       read_config=tfds.ReadConfig(shuffle_seed=seed),
   )
@@ -136,4 +187,4 @@ def source(
   def batch_fn(batch):
     return {**batch, "image": preprocess.scale_pixels(batch["image"])}
 
-  return pipeline.Source(examples, num_examples, example_fn, batch_fn, shuffle_buffer)
+  return pipeline.Source(examples, count, example_fn, batch_fn, shuffle_buffer)

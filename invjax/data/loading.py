@@ -65,14 +65,17 @@ def _call_with_options(name: str, function: Callable, options: dict, *args, **ge
 
 
 def num_examples(name: str, split: str, **dataset_options) -> int:
-  """The number of examples of a split (spheres train: examples per epoch)."""
+  """The number of examples of a split (spheres train: examples per epoch).
+
+  `dataset_options` are those of `load` (imagenet: also its data_dir and manual_dir).
+  """
   _check_split(name, split)
   family = _family(name)
   if family == "spheres":
     default = spheres.DEFAULT_NUM_EXAMPLES[split]
     return dataset_options.get("num_examples") or default
-  if family == "imagenet":
-    return imagenet.NUM_EXAMPLES[split]
+  if family == "imagenet":  # as prepared: needs the data (or the manual download) in place
+    return imagenet.num_examples(split, dataset_options.get("data_dir"), dataset_options.get("manual_dir"))
   return DIGIT_NUM_EXAMPLES["train" if split == "train" else "test"]
 
 
@@ -194,11 +197,14 @@ def load(
   )
 
 
-def as_numpy(name: str, split: str, **load_options) -> tuple[np.ndarray, np.ndarray]:
-  """A whole split in memory: (images, labels), in order, without noise.
+def as_numpy(name: str, split: str, max_examples: int = 0, **load_options) -> tuple[np.ndarray, np.ndarray]:
+  """A whole split in memory, or its first `max_examples` (0: all): (images, labels), in
+  order, without noise.
 
-  Meant for small datasets. With several processes, each gets its own share.
-  `load_options` are `load`'s data_dir, manual_dir and dataset options.
+  Meant for small datasets or a few examples of a large one (ImageNet's 50,000
+  validation images at 224x224 take 30 GB). With several processes, each gets
+  its own share. `load_options` are `load`'s data_dir, manual_dir and dataset
+  options.
   """
   batches = load(
       name,
@@ -210,7 +216,12 @@ def as_numpy(name: str, split: str, **load_options) -> tuple[np.ndarray, np.ndar
       drop_remainder=False,
       **load_options,
   )
-  images, labels = zip(
-      *((batch["image"][batch["mask"]], batch["label"][batch["mask"]]) for batch in batches)
-  )
-  return np.concatenate(images), np.concatenate(labels)
+  images, labels, count = [], [], 0
+  for batch in batches:
+    images.append(batch["image"][batch["mask"]])
+    labels.append(batch["label"][batch["mask"]])
+    count += len(labels[-1])
+    if max_examples and count >= max_examples:
+      break
+  end = max_examples or None
+  return np.concatenate(images)[:end], np.concatenate(labels)[:end]
