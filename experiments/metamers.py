@@ -24,7 +24,7 @@ import sys
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import commands
 from invjax import data, metamers, parallel, plotting, train
@@ -175,10 +175,33 @@ def _load_runs():
   return run, oracle_run
 
 
+def check_flags() -> None:
+  """Raises a ValueError for the first bad count, size or path flag, before any work."""
+  minimums = {"figure_pairs": (_FIGURE_PAIRS, 1), "num_paths": (_NUM_PATHS, 1), "path_steps": (_PATH_STEPS, 2),
+              "batch_size": (_BATCH_SIZE, 1), "seed": (_SEED, 0), "figure1_nuisances": (_FIGURE1_NUISANCES, 0),
+              "max_examples": (_MAX_EXAMPLES, 0), "posthoc_epochs": (_POSTHOC_EPOCHS, 1),
+              "posthoc_train_examples": (_POSTHOC_TRAIN_EXAMPLES, 0),
+              "posthoc_test_examples": (_POSTHOC_TEST_EXAMPLES, 0)}
+  for name, (flag, minimum) in minimums.items():
+    if flag.value < minimum:
+      raise ValueError(f"--{name}={flag.value} must be >= {minimum}.")
+  needed = max(_FIGURE_PAIRS.value, _NUM_PATHS.value)
+  if _NUM_PAIRS.value < needed:
+    raise ValueError(f"--num_pairs={_NUM_PAIRS.value} must be >= {needed}, the pairs the figures show "
+                     "(--figure_pairs and --num_paths): raise it or lower those.")
+  if _OUT.value and os.path.exists(_OUT.value) and not os.path.isdir(_OUT.value):
+    raise ValueError(f"--out={_OUT.value} is a file: pass a folder (it is created if missing).")
+
+
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  commands.check_no_arguments(argv)
+  with commands.one_line_errors():
+    check_flags()
   run, oracle_run = _load_runs()
+  with commands.one_line_errors():
+    if _SPLIT.value not in data.splits(run.config.dataset):
+      raise ValueError(f"--split={_SPLIT.value} is not a split of {run.config.dataset}: "
+                       f"choose one of {data.splits(run.config.dataset)}.")
   out = _OUT.value or os.path.join(_WORKDIR.value, "analysis")
   os.makedirs(out, exist_ok=True)
   mesh = parallel.make_data_mesh()
@@ -250,4 +273,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  commands.run(main)
