@@ -1,14 +1,31 @@
-"""The command line that started an experiment, recorded beside its results.
+"""What every command line tool shares: the command recorded beside its results, and
+errors as one line on stderr.
 
-docs/results.md and `experiments.results` quote these lines, so every number
-there can be traced to the exact command that produced it.
+docs/results.md and `experiments.results` quote the recorded lines, so every
+number there can be traced to the exact command that produced it.
+
+A tool's `main` runs under `run`: a bad flag, a missing config file or an
+unknown config key, and any bad-input error raised inside `one_line_errors()`
+(ValueError, FileNotFoundError, FloatingPointError, a workdir in use) end the
+process with `Error: <message>` on stderr and exit status 1. `--verbose` shows
+their tracebacks too; any other exception is a bug and keeps its traceback.
 """
 
+import contextlib
 import pathlib
+import re
 import shlex
 import sys
 
+from absl import app
+from absl import flags
+
+from invjax.train import workdir_lock
+
 COMMANDS_FILE = "commands.txt"
+BAD_INPUT_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, workdir_lock.WorkdirInUse)
+
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of input errors too.")
 
 
 def command_line(module: str) -> str:
@@ -30,3 +47,54 @@ def last_recorded(workdir: str | pathlib.Path) -> str:
   if not path.exists():
     raise FileNotFoundError(f"{path} does not exist: {workdir} was not trained with experiments.train.")
   return path.read_text().splitlines()[-1]
+
+
+def fail(message: str) -> None:
+  """Ends the process: `Error: message` (one line) on stderr, exit status 1."""
+  print(f"Error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+  sys.exit(1)
+
+
+@contextlib.contextmanager
+def one_line_errors():
+  """Turns bad-input errors raised inside into `fail` (or, with --verbose, lets them through)."""
+  try:
+    yield
+  except BAD_INPUT_ERRORS as error:
+    if _VERBOSE.value:
+      raise
+    fail(" ".join([str(error), *getattr(error, "__notes__", [])]))
+
+
+def check_no_arguments(argv) -> None:
+  if len(argv) > 1:
+    fail(f"Unexpected arguments {argv[1:]}: every input is a --flag=value (see --helpshort).")
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with parse errors (bad values, unknown config keys, a config file
+  that cannot be loaded) as one line; the config file loads here, not at first use."""
+  try:
+    remaining = flags.FLAGS(argv)
+  except flags.Error as error:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    fail(f"{lines[-1] if lines else error} (see --helpshort for the flags)")
+  except (AttributeError, KeyError) as error:  # ml_collections: an override of a field the config lacks
+    field = re.search(r"'(\w+)\\?'", str(error))
+    suggestion = re.search(r'Did you mean "(\w+)"', str(error))
+    fail(f"A --config.* flag names a field the config does not have: {field.group(1) if field else error!r}"
+         f"{f' (did you mean {suggestion.group(1)!r}?)' if suggestion else ''}; the fields are those set in "
+         "the config file and configs/base.py.")
+  for name in ("config",):
+    if name in flags.FLAGS and flags.FLAGS[name].value is not None:
+      try:
+        flags.FLAGS[name].value.get("dataset")
+      except OSError as error:
+        fail(f"--{name}={flags.FLAGS[name].serialize().split('=', 1)[-1]} cannot be loaded: "
+             f"{str(error).splitlines()[-1] if str(error).strip() else error}")
+  return remaining
+
+
+def run(main) -> None:
+  """`absl.app.run(main)` with one-line flag errors."""
+  app.run(main, flags_parser=_parse_flags)

@@ -2,19 +2,22 @@ r"""Accuracy and confusion matrix of a trained digit model on an external image 
 
     python -m experiments.evaluate --workdir=RUN --images=IMAGES.npy --labels=LABELS.npy
 
-IMAGES.npy: (N, 28, 28) digits or (N, 32, 32, 3) model-sized images, uint8 or
-float with values in [0, 255] or [0, 1]; LABELS.npy: (N,) integers. The files
-are checked and converted like the training data (`invjax.analysis.external`);
-the detected format is printed. With --out, the results are also written as JSON.
+IMAGES.npy: (N, 28, 28) digits or (N, 32, 32, 3) model-sized images, integers
+in [0, 255] or floats in [0, 255] or [0, 1] (--pixel_range says which when the
+values leave it ambiguous); LABELS.npy: (N,) integers. The files are checked and
+converted like the training data (`invjax.analysis.external`); the detected
+format is printed. With --out, the results are also written as JSON. Bad input
+ends with a one-line error and exit status 1 (`experiments.commands`).
 """
 
 import json
-import sys
+import os
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import commands
 from invjax import data, train
 from invjax.analysis import batching, external, features
 
@@ -23,7 +26,22 @@ _IMAGES = flags.DEFINE_string("images", None, "A .npy file of images.")
 _LABELS = flags.DEFINE_string("labels", None, "A .npy file of integer labels.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Images per forward pass.")
 _OUT = flags.DEFINE_string("out", None, "Optional JSON file for accuracy and confusion matrix.")
+_PIXEL_RANGE = flags.DEFINE_enum("pixel_range", "auto", external.PIXEL_RANGES,
+                                 "How float pixels are read: auto (refuses ambiguous sets), 0-1 or 0-255.")
 flags.mark_flags_as_required(["workdir", "images", "labels"])
+
+
+def check_flags() -> None:
+  """Raises a ValueError for the first bad flag, before any work."""
+  if _BATCH_SIZE.value < 1:
+    raise ValueError(f"--batch_size={_BATCH_SIZE.value} must be >= 1.")
+  for name, path in (("images", _IMAGES.value), ("labels", _LABELS.value)):
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"--{name}={path} is not a file: pass a .npy file saved with numpy.save.")
+  if _OUT.value:
+    folder = os.path.dirname(os.path.abspath(_OUT.value))
+    if os.path.isdir(_OUT.value) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+      raise ValueError(f"--out={_OUT.value} cannot be written: pass a file path in an existing, writable folder.")
 
 
 def _load_array(path: str, what: str) -> np.ndarray:
@@ -44,19 +62,17 @@ def _format_confusion(confusion: np.ndarray) -> str:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
+  commands.check_no_arguments(argv)
+  with commands.one_line_errors():
+    check_flags()
     run = train.load_run(_WORKDIR.value)
     images = _load_array(_IMAGES.value, "images")
     labels = _load_array(_LABELS.value, "labels")
-    prepared = external.prepare_external_images(images, labels, num_classes=run.config.num_classes)
-    model_shape = tuple(data.input_shape(run.config.dataset))
+    prepared = external.prepare_external_images(images, labels, num_classes=run.config.num_classes,
+                                                pixel_range=_PIXEL_RANGE.value)
+    model_shape = tuple(data.input_shape(run.config.dataset, **run.config.dataset_options))
     if prepared.images.shape[1:] != model_shape:
       raise ValueError(f"{_WORKDIR.value} takes inputs of shape {model_shape}; external images are for digit models.")
-  except (ValueError, FileNotFoundError) as error:
-    print(f"Error: {error}", file=sys.stderr)
-    sys.exit(1)
   print(f"Detected {prepared.detected_format}; {len(prepared.images)} images.")
 
   logits = jax.jit(features.logits_function(run.model))
@@ -79,4 +95,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  commands.run(main)

@@ -1,7 +1,13 @@
 r"""Trains a model: `python -m experiments.train --config=configs/mnist_ice.py:tiny --workdir=DIR`.
 
 Any config field can be overridden (`--config.total_steps=1000`). Running again
-with the same workdir resumes from its last checkpoint.
+with the same workdir resumes from its last checkpoint that verifies, if the
+config still describes the same run (`invjax.train.identity`).
+
+Exit status: 0 when the run reached total_steps; 1 with a one-line error on
+stderr for bad input or a stopped run (a traceback only with --verbose, or for
+an unexpected error: a bug); 143 after a SIGTERM (a preemption), once the
+current step is saved: the same command resumes from it.
 """
 
 import logging as pylogging
@@ -15,10 +21,13 @@ from ml_collections import config_flags
 
 from experiments import commands
 from invjax import train
+from invjax.train import preemption
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics and config.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+PREEMPTED_EXIT_CODE = 128 + 15  # the shell's code for a job ended by SIGTERM
 
 
 class _HideCheckpointerChatter(pylogging.Filter):
@@ -29,19 +38,19 @@ class _HideCheckpointerChatter(pylogging.Filter):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  commands.check_no_arguments(argv)
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_HideCheckpointerChatter())
-  if jax.process_index() == 0:
-    commands.record(_WORKDIR.value, "experiments.train")
-  try:
-    final = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (FloatingPointError, ValueError, FileNotFoundError) as error:
-    logging.error("%s", error)
-    sys.exit(1)
+  record_command = lambda: commands.record(_WORKDIR.value, "experiments.train")
+  with commands.one_line_errors():
+    try:
+      final = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value,
+                                       on_start=record_command if jax.process_index() == 0 else None)
+    except preemption.Preempted as stop:
+      logging.warning("%s", stop)
+      sys.exit(PREEMPTED_EXIT_CODE)
   logging.info("Final metrics (also in %s/final_metrics.json): %s", _WORKDIR.value, final)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  commands.run(main)

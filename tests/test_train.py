@@ -202,27 +202,17 @@ def test_run_writes_metrics_and_loads_for_analysis(tmp_path):
   assert z.shape == (2, 3072)
 
 
-def test_nan_loss_stops_the_job_and_keeps_the_last_good_checkpoint(tmp_path):
-  train.train_and_evaluate(micro_config(total_steps=2), str(tmp_path))
-  poisoned = micro_config(**{"optimizer.learning_rate": float("nan"), "checkpoint_every_steps": 100})
-  with pytest.raises(FloatingPointError, match=r"last good checkpoint \(step 2\)"):
-    train.train_and_evaluate(poisoned, str(tmp_path))
-  run = train.load_run(tmp_path)
-  assert run.step == 2
-  assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(run.variables))
-
-
 @pytest.mark.parametrize("overrides,message", [
     ({"dataset": "cifar10"}, "config.dataset must be one of"),
     ({"batch_size": 12}, "multiple of the 8 devices"),
-    ({"loss.nuisance_weight": -1.0}, "must be >= 0"),
+    ({"loss.nuisance_weight": -1.0}, "must be a finite number >= 0"),
     ({"loss.nuisance_form": "reversed"}, "nuisance_form must be one of"),
     ({"model.kind": "resnet"}, "config.model.kind must be one of"),
-    ({"loss.logit_penalty_weight": -0.1}, "logit_penalty_weight=-0.1 must be >= 0"),
-    ({"loss.label_dependence_weight": -1.0}, "label_dependence_weight=-1.0 must be >= 0"),
+    ({"loss.logit_penalty_weight": -0.1}, "logit_penalty_weight=-0.1 must be a finite number >= 0"),
+    ({"loss.label_dependence_weight": -1.0}, "label_dependence_weight=-1.0 must be a finite number >= 0"),
     ({"model.kind": "cnn", "loss.nuisance_weight": 0.0, "loss.mle_weight": 0.0,
       "loss.label_dependence_weight": 1.0}, "A CNN has no nuisance latent"),
-    ({"nuisance_classifier.reset_every_steps": -1}, "reset_every_steps must be >= 0"),
+    ({"nuisance_classifier.reset_every_steps": -1}, "reset_every_steps=-1 must be an integer >= 0"),
 ])
 def test_bad_config_values_are_rejected(overrides, message):
   with pytest.raises(ValueError, match=message):

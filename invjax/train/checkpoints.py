@@ -2,7 +2,8 @@
 
 Orbax writes each checkpoint into a temporary folder and renames it when
 complete, so a job killed in the middle of a save (even with `kill -9`) leaves
-the previous checkpoints intact and the half-written one is ignored.
+the previous checkpoints intact and the half-written one is ignored. Each save
+also records checksums that every restore verifies (`invjax.train.integrity`).
 """
 
 import dataclasses
@@ -14,14 +15,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
 
 from invjax import data
+from invjax.train import integrity
 from invjax.train import state as state_lib
 
 CONFIG_FILE = "config.json"
 
 
 def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
+  if keep < 1:
+    raise ValueError(f"keep_checkpoints={keep} must be >= 1: a run keeps at least its latest checkpoint.")
   return ocp.CheckpointManager(
       pathlib.Path(workdir).absolute() / "checkpoints",
       options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
@@ -29,26 +34,48 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
 
 
 def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
-  """Saves `state` as checkpoint `step` (asynchronously: `wait_until_finished` before exiting)."""
+  """Saves `state` as checkpoint `step` with its checksums (asynchronously: `wait_until_finished`
+  before reading it back or exiting)."""
+  if jax.process_index() == 0:
+    integrity.record(checkpoint_manager, step, state)
   checkpoint_manager.save(step, args=ocp.args.StandardSave(state))
 
 
 def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
-  """The state saved at `step` (default: the latest), laid out like `abstract_state`."""
+  """The state saved at `step` (default: the latest), laid out like `abstract_state` and verified
+  against its checksums. Raises integrity.CheckpointMismatch or integrity.CorruptCheckpoint."""
   step = checkpoint_manager.latest_step() if step is None else step
-  try:
-    return checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-  except Exception as error:  # orbax raises many types for damaged files
-    raise ValueError(
-        f"Checkpoint {step} in {checkpoint_manager.directory} cannot be read ({error}). "
-        "Delete that step's folder to resume from the one before it."
-    ) from error
+  if step not in checkpoint_manager.all_steps():
+    raise FileNotFoundError(f"{checkpoint_manager.directory} has no checkpoint {step}; it has "
+                            f"{list(checkpoint_manager.all_steps()) or 'none'}.")
+  state, verified = integrity.restore_verified(checkpoint_manager, step, abstract_state)
+  if not verified:
+    logging.warning("Checkpoint %d has no checksum record (saved by an older version): not verified.", step)
+  return state
+
+
+def restore_newest_good(checkpoint_manager: ocp.CheckpointManager, abstract_state, set_aside: bool):
+  """The newest checkpoint that reads and verifies, and a note of those skipped on the way.
+
+  A corrupt checkpoint is moved into `bad_checkpoints/` (`set_aside`, training) or only
+  skipped (analysis, which must not change a run). Raises integrity.CheckpointMismatch at
+  once (the config, not the files, is wrong) and CorruptCheckpoint if none verifies.
+  """
+  skipped = []
+  for step in sorted(checkpoint_manager.all_steps(), reverse=True):
+    try:
+      return restore(checkpoint_manager, abstract_state, step), skipped
+    except integrity.CorruptCheckpoint as error:
+      where = f"moved to {integrity.set_aside(checkpoint_manager, step)}" if set_aside else "skipped"
+      skipped.append(f"{error}: {where}")
+      logging.warning("Checkpoint %d is unusable (%s); trying the one before it.", step, skipped[-1])
+  raise integrity.CorruptCheckpoint(
+      f"No checkpoint in {checkpoint_manager.directory} reads and verifies: {'; '.join(skipped)}.")
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+  """Writes `workdir/config.json` atomically: a reader sees the old file or the whole new one."""
+  integrity.write_json_atomically(pathlib.Path(workdir) / CONFIG_FILE, json.loads(config.to_json_best_effort()))
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
@@ -81,12 +108,17 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   """Loads the config and the latest (or a given) checkpoint of a training run."""
   config = load_config(workdir)
   parts = state_lib.build(config, steps_per_epoch=1)
-  checkpoint_manager = manager(workdir, keep=config.keep_checkpoints)
+  checkpoint_manager = manager(workdir, keep=max(1, config.keep_checkpoints))  # reading deletes nothing
   if checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
   images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)
   abstract_state = jax.eval_shape(lambda: parts.create_state(images, jax.random.key(0)))
-  train_state = restore(checkpoint_manager, abstract_state, step)
+  if step is None:
+    train_state, skipped = restore_newest_good(checkpoint_manager, abstract_state, set_aside=False)
+    for note in skipped:
+      logging.warning("Loading %s: %s", workdir, note)
+  else:
+    train_state = restore(checkpoint_manager, abstract_state, step)
   return Run(
       config=config,
       model=parts.model,

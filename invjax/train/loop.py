@@ -5,52 +5,30 @@ from (config.seed, e), the step noise from (config.seed, step), so a job that
 resumes from a checkpoint continues exactly where the uninterrupted run would be.
 """
 
+import contextlib
 import itertools
+import os
+import pathlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from invjax import data
-from invjax import losses
 from invjax import parallel
 from invjax.train import checkpoints
+from invjax.train import identity
+from invjax.train import integrity
+from invjax.train import preemption
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
+from invjax.train import validation
+from invjax.train import workdir_lock
 from invjax.train import writers
-
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
-
-
-def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
-  """Raises a ValueError that says what is allowed for each bad value."""
-  if config.dataset not in IMAGE_DATASETS:
-    raise ValueError(f"config.dataset must be one of {IMAGE_DATASETS}; got {config.dataset!r}.")
-  if config.model.kind not in state_lib.MODEL_KINDS:
-    raise ValueError(f"config.model.kind must be one of {state_lib.MODEL_KINDS}; got {config.model.kind!r}.")
-  for name in ("batch_size", "eval_batch_size"):
-    if config[name] <= 0 or config[name] % num_devices:
-      raise ValueError(
-          f"config.{name}={config[name]} must be a positive multiple of the {num_devices} devices.")
-  for name in ("ce_weight", "logit_penalty_weight", *losses.LATENT_TERM_WEIGHTS):
-    if config.loss[name] < 0:
-      raise ValueError(f"config.loss.{name}={config.loss[name]} must be >= 0.")
-  if config.loss.nuisance_form not in losses.NUISANCE_FORMS:
-    raise ValueError(f"config.loss.nuisance_form must be one of {losses.NUISANCE_FORMS}; "
-                     f"got {config.loss.nuisance_form!r}.")
-  if config.model.kind == "cnn" and any(config.loss[name] for name in losses.LATENT_TERM_WEIGHTS):
-    weights = ", ".join(f"config.loss.{name}" for name in losses.LATENT_TERM_WEIGHTS)
-    raise ValueError(f"A CNN has no nuisance latent: set {weights} to 0.")
-  if config.nuisance_classifier.steps_per_batch < 1:
-    raise ValueError("config.nuisance_classifier.steps_per_batch must be >= 1.")
-  if config.nuisance_classifier.reset_every_steps < 0:
-    raise ValueError("config.nuisance_classifier.reset_every_steps must be >= 0 (0: never reset).")
-  if config.total_steps < 0:
-    raise ValueError(f"config.total_steps={config.total_steps} must be >= 0.")
-  state_lib.check_model_input(config)
-
 
 def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
   """Endless training batches from global step `start_step` on; epoch e is shuffled by (seed, e)."""
@@ -90,74 +68,173 @@ def evaluate_all(config, mesh, eval_step, state) -> dict:
   return results
 
 
-def _recovery(last_saved: int | None, workdir: str) -> str:
-  return (f"Nothing from this step on was saved; the last good checkpoint (step {last_saved}) is in "
-          f"{workdir}/checkpoints. Lower config.optimizer.learning_rate or set "
-          "config.optimizer.clip_norm, then run again to resume from it.")
+def _resume_point(checkpoint_manager, abstract_state, workdir: pathlib.Path) -> str:
+  """After a stop: waits for saves in flight, then names the newest checkpoint that verifies."""
+  try:
+    checkpoint_manager.wait_until_finished()
+    checkpoint_manager.reload()
+  except Exception as error:  # the stop may come from a failing save itself
+    return f"Waiting for the checkpoint in flight failed ({type(error).__name__}: {error})."
+  if not checkpoint_manager.all_steps():
+    return "No checkpoint was saved yet: running the same command again starts the run from step 0."
+  try:
+    state, _ = checkpoints.restore_newest_good(checkpoint_manager, abstract_state, set_aside=False)
+  except integrity.CorruptCheckpoint as error:
+    return f"{error} Running the same command again moves them aside."
+  except Exception as error:  # e.g. out of memory after the failure that stopped the job
+    return f"The saved checkpoints could not be verified ({type(error).__name__}: {error})."
+  return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / 'checkpoints'}; "
+          "running the same command again resumes from it.")
 
 
-def _check_finite(state, step: int, last_saved: int | None, workdir: str) -> None:
+def _check_finite(state, step: int) -> None:
   finite = jax.tree.reduce(lambda a, b: a & b, jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state.flow))
   if not bool(finite):
-    raise FloatingPointError(f"The parameters became non-finite at step {step}. " + _recovery(last_saved, workdir))
+    raise FloatingPointError(f"The parameters became non-finite by step {step}: training diverged.")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics."""
-  mesh = parallel.make_data_mesh()
-  validate(config, mesh.size)
-  is_lead_process = jax.process_index() == 0
-  if is_lead_process:
-    checkpoints.save_config(config, workdir)
-  steps_per_epoch = data.num_examples(config.dataset, "train", **config.dataset_options) // config.batch_size
+_DIVERGED_ADVICE = (" Resuming with the same config would diverge again: start a new run (another --workdir) with "
+                    "a lower config.optimizer.learning_rate or a config.optimizer.clip_norm.")
+
+
+def _stop_requested(watcher: preemption.SigtermWatcher, step: int) -> bool:
+  if jax.process_count() > 1:  # every process must stop at the same step to save together
+    return multihost_utils.reached_preemption_sync_point(step)
+  return watcher.requested
+
+
+def build_checked(config, mesh, steps_per_epoch: int, first_images, key):
+  """The run's parts and the abstract (replicated) train state; ValueError if the model cannot be built."""
   parts = state_lib.build(config, steps_per_epoch)
-  key = jax.random.key(config.seed)
-  init_key, step_key = jax.random.split(key)
+  try:
+    abstract = jax.eval_shape(parts.create_state, first_images, key)
+  except (ValueError, TypeError) as error:
+    raise ValueError(f"config.model does not build a model for {config.dataset}: {error}") from None
   replicated = parallel.replicated(mesh)
+  return parts, jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated), abstract)
 
+
+def _open_run(config, workdir: pathlib.Path, checkpoint_manager, abstract_state, create_state):
+  """The state to continue from (restored and verified, or fresh) and the safe config changes;
+  raises before anything of the run is changed (except moving corrupt checkpoints aside)."""
+  stored = identity.stored_config(workdir)
+  if stored is None and checkpoint_manager.all_steps():
+    raise ValueError(f"{workdir} has checkpoints but no {identity.CONFIG_FILE}: its identity is unknown. "
+                     "Restore the file or pass a new --workdir.")
+  changes = identity.check_resume(stored, config, workdir) if stored is not None else {}
+  if checkpoint_manager.latest_step() is None:
+    set_aside = workdir / integrity.BAD_CHECKPOINT_DIR
+    if set_aside.exists() and any(set_aside.iterdir()):
+      raise ValueError(f"{workdir} has no usable checkpoint left (unreadable ones were moved to {set_aside}). "
+                       f"Starting over from step 0 would mix two runs: move {set_aside} away first to do that, "
+                       "or pass a new --workdir.")
+    return create_state(), changes
+  state, skipped = checkpoints.restore_newest_good(checkpoint_manager, abstract_state,
+                                                  set_aside=jax.process_index() == 0)
+  message = f"Resumed from step {int(state.step)} in {workdir}"
+  if skipped:
+    message += f" (newer checkpoints were unusable: {'; '.join(skipped)})"
+  logging.info("%s.", message)
+  return state, changes
+
+
+def _check_workdir(workdir: pathlib.Path) -> None:
+  if workdir.exists() and not workdir.is_dir():
+    raise ValueError(f"--workdir={workdir} is a file, not a folder: pass a folder (it is created if missing).")
+  for parent in workdir.absolute().parents:
+    if parent.exists():
+      if not parent.is_dir():
+        raise ValueError(f"--workdir={workdir} lies under {parent}, which is a file.")
+      if not os.access(parent, os.W_OK) and not workdir.exists():
+        raise ValueError(f"--workdir={workdir} cannot be created: {parent} is not writable.")
+      break
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                       on_start: Callable[[], None] | None = None) -> dict:
+  """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics.
+
+  Before anything is written: the config is validated, the model built, the workdir
+  locked (`workdir_lock`), the config compared with the run's (`identity`) and the newest
+  checkpoint that verifies restored (`integrity`). Then `on_start` runs (the command line
+  records itself) and the job trains. Every stop (a diverged loss or parameters, SIGTERM,
+  an error in evaluation) waits for saves in flight and names the checkpoint to resume from.
+  """
+  workdir = pathlib.Path(workdir)
+  mesh = parallel.make_data_mesh()
+  validation.validate(config, mesh.size)
+  _check_workdir(workdir)
+  steps_per_epoch = data.num_examples(config.dataset, "train", **config.dataset_options) // config.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {config.dataset} training set.")
+  init_key, step_key = jax.random.split(jax.random.key(config.seed))
   first_batch = next(train_batches(config, mesh, 0, steps_per_epoch))
-  state = jax.jit(parts.create_state, out_shardings=replicated)(first_batch["image"], init_key)
-  checkpoint_manager = checkpoints.manager(workdir, config.keep_checkpoints)
-  if checkpoint_manager.latest_step() is not None:
-    state = checkpoints.restore(checkpoint_manager, state)
-    logging.info("Resumed from step %d in %s.", int(state.step), workdir)
+  parts, abstract_state = build_checked(config, mesh, steps_per_epoch, first_batch["image"], init_key)
+  create_state = lambda: jax.jit(parts.create_state, out_shardings=parallel.replicated(mesh))(
+      first_batch["image"], init_key)
+  is_lead_process = jax.process_index() == 0
 
+  with contextlib.ExitStack() as stack:
+    if is_lead_process:
+      stack.enter_context(workdir_lock.WorkdirLock(workdir))
+    checkpoint_manager = checkpoints.manager(workdir, config.keep_checkpoints)
+    stack.callback(checkpoint_manager.close)
+    state, changes = _open_run(config, workdir, checkpoint_manager, abstract_state, create_state)
+    if is_lead_process:
+      identity.record_start(config, workdir, int(state.step), changes,
+                            first_start=identity.stored_config(workdir) is None)
+    if on_start is not None:
+      on_start()
+    watcher = stack.enter_context(preemption.SigtermWatcher())
+    writer = writers.MetricWriter(workdir, enabled=is_lead_process)
+    stack.callback(writer.close)
+    try:
+      final = _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher)
+    except BaseException as error:
+      note = _resume_point(checkpoint_manager, abstract_state, workdir)
+      if isinstance(error, (FloatingPointError, preemption.Preempted)):
+        raise type(error)(f"{error} {note}") from None
+      error.add_note(note)
+      raise
+    writer.write_final(final)
+    return final
+
+
+def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher) -> dict:
+  """Steps from `state` to config.total_steps, saving, logging and evaluating on schedule."""
+  replicated = parallel.replicated(mesh)
   train_step = jax.jit(
       step_lib.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx),
       out_shardings=replicated, donate_argnums=0,
   )
   eval_step = jax.jit(step_lib.make_eval_step(config, parts.model, parts.nuisance_classifier))
-  writer = writers.MetricWriter(workdir, enabled=is_lead_process)
   writer.mark_start(int(state.step), writers.hardware())
   progress = writers.Progress(int(state.step), config.total_steps)
-  last_saved = checkpoint_manager.latest_step()
-
   batches = train_batches(config, mesh, int(state.step), steps_per_epoch)
   evaluation = None
   for step in range(int(state.step) + 1, config.total_steps + 1):
     state, metrics = train_step(state, next(batches), step_key)
-    if step % config.log_every_steps == 0 or step == config.total_steps:
+    final_step = step == config.total_steps
+    if step % config.log_every_steps == 0 or final_step:
       # Reading metrics waits for the step, so only at log steps; a non-finite state
       # between them is caught before any checkpoint is written (`_check_finite`).
       scalars = {f"train/{k}": float(v) for k, v in jax.device_get(metrics).items()}
       if not np.isfinite(scalars["train/loss"]):
-        checkpoint_manager.wait_until_finished()
-        raise FloatingPointError(
-            f"The loss became {scalars['train/loss']} at step {step}. " + _recovery(last_saved, workdir))
+        raise FloatingPointError(f"The loss became {scalars['train/loss']} at step {step}: training diverged."
+                                 + _DIVERGED_ADVICE)
       writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
       logging.info("%s", progress.line(step, scalars))
-    if step % config.eval_every_steps == 0 or step == config.total_steps:
+    preempted = _stop_requested(watcher, step)
+    if step % config.checkpoint_every_steps == 0 or final_step or preempted:
+      _check_finite(state, step)
+      checkpoints.save(checkpoint_manager, step, state)
+    if preempted:
+      raise preemption.Preempted(f"Stopped by SIGTERM (preemption) after step {step}, which was saved.")
+    if step % config.eval_every_steps == 0 or final_step:
       evaluation = evaluate_all(config, mesh, eval_step, state)
       writer.write(step, evaluation)
-    if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
-      _check_finite(state, step, last_saved, workdir)
-      checkpoints.save(checkpoint_manager, step, state)
-      last_saved = step
-
   checkpoint_manager.wait_until_finished()
+  if jax.process_index() == 0:
+    integrity.forget_deleted(checkpoint_manager)
   evaluation = evaluation or evaluate_all(config, mesh, eval_step, state)
-  final = {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch, **evaluation}
-  writer.write_final(final)
-  writer.close()
-  checkpoint_manager.close()
-  return final
+  return {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch, **evaluation}

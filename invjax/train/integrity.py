@@ -1,0 +1,172 @@
+"""Checkpoints that can be trusted: a checksum per save, verified on restore.
+
+Orbax checks no integrity: a checkpoint with flipped bytes in a data file can
+restore without a word and train on garbage. So each save first records, in
+`workdir/checksums/<step>.json`, the SHA-256 of every array of the state (its
+dtype, shape and bytes, keyed by its path in the tree), and a restore reads the
+state back and compares every array with that record.
+
+A checkpoint is classified on restore as
+* mismatched (`CheckpointMismatch`): its arrays' names, shapes or dtypes differ
+  from those of the model the config builds, so the config (or the code) does
+  not match the run: nothing is wrong with the files, so they are left alone;
+* corrupt (`CorruptCheckpoint`): it cannot be read, or an array's checksum
+  differs from the one recorded at save time. Training moves such a checkpoint
+  (and its checksum record) into `workdir/bad_checkpoints/` - never deletes it -
+  and resumes from the newest one that verifies.
+A checkpoint saved before checksums were recorded restores unverified.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+CHECKSUM_DIR = "checksums"
+BAD_CHECKPOINT_DIR = "bad_checkpoints"
+
+
+class CheckpointMismatch(ValueError):
+  """A checkpoint's arrays do not fit the model built from the config."""
+
+
+class CorruptCheckpoint(ValueError):
+  """A checkpoint cannot be read or does not match its recorded checksums."""
+
+
+def _name(path) -> str:
+  parts = []
+  for key in path:
+    parts.append(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))))
+  return ".".join(parts)
+
+
+def _host_array(leaf) -> np.ndarray:
+  """The full value of a (replicated) leaf on this host."""
+  if isinstance(leaf, jax.Array):
+    return np.asarray(leaf.addressable_data(0))
+  return np.asarray(leaf)
+
+
+def tree_checksums(state) -> dict[str, str]:
+  """{array path: SHA-256 of its dtype, shape and bytes} for every array of `state`."""
+  checksums = {}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    array = np.ascontiguousarray(_host_array(leaf))
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    checksums[_name(path)] = digest.hexdigest()
+  return checksums
+
+
+def write_json_atomically(path: pathlib.Path, value) -> None:
+  """Writes `value` as JSON to `path` so that a reader sees the old file or the whole new one."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+  with open(temporary, "w") as file:
+    json.dump(value, file, indent=2, sort_keys=True)
+    file.flush()
+    os.fsync(file.fileno())
+  os.replace(temporary, path)
+
+
+def checkpoint_folder(checkpoint_manager: ocp.CheckpointManager) -> pathlib.Path:
+  return pathlib.Path(str(checkpoint_manager.directory))
+
+
+def checksum_path(checkpoint_manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
+  return checkpoint_folder(checkpoint_manager).parent / CHECKSUM_DIR / f"{step}.json"
+
+
+def record(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
+  """Records the checksums of `state`, about to be saved as checkpoint `step`."""
+  write_json_atomically(checksum_path(checkpoint_manager, step), tree_checksums(state))
+  forget_deleted(checkpoint_manager, keep=step)
+
+
+def forget_deleted(checkpoint_manager: ocp.CheckpointManager, keep: int | None = None) -> None:
+  """Removes the checksum records of checkpoints orbax has deleted (beyond `keep_checkpoints`)."""
+  kept = {*checkpoint_manager.all_steps(), keep}
+  for stale in checksum_path(checkpoint_manager, 0).parent.glob("*.json"):
+    if stale.stem.isdigit() and int(stale.stem) not in kept:
+      stale.unlink()
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  return {_name(path): (tuple(leaf.shape), np.dtype(leaf.dtype).name)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree) if hasattr(leaf, "shape")}
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip().splitlines()
+  return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def check_layout(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_state) -> None:
+  """Raises CheckpointMismatch if checkpoint `step` holds arrays other than `abstract_state`'s,
+  CorruptCheckpoint if its layout cannot be read."""
+  folder = checkpoint_folder(checkpoint_manager) / str(step) / "default"
+  try:
+    metadata = ocp.StandardCheckpointer().metadata(folder).item_metadata
+    saved = _shapes(metadata)
+  except Exception as error:  # orbax raises many types for damaged files
+    raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
+  expected = _shapes(abstract_state)
+  differences = [f"{name}: saved {saved[name][0]} {saved[name][1]}, config builds {expected[name][0]} "
+                 f"{expected[name][1]}" for name in sorted(set(saved) & set(expected)) if saved[name] != expected[name]]
+  differences += [f"{name} only in the checkpoint" for name in sorted(set(saved) - set(expected))]
+  differences += [f"{name} only in the model the config builds" for name in sorted(set(expected) - set(saved))]
+  if differences:
+    shown = "; ".join(differences[:3]) + (f"; and {len(differences) - 3} more" if len(differences) > 3 else "")
+    raise CheckpointMismatch(
+        f"Checkpoint {step} in {checkpoint_folder(checkpoint_manager)} does not fit the model this config builds "
+        f"({len(differences)} arrays differ: {shown}). The config (or the model code) differs from the one that "
+        "saved it; the checkpoint itself is intact and was left alone.")
+
+
+def restore_verified(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_state):
+  """Checkpoint `step` laid out like `abstract_state`, and whether a checksum record verified it.
+
+  Raises CheckpointMismatch or CorruptCheckpoint (see the module doc)."""
+  check_layout(checkpoint_manager, step, abstract_state)
+  try:
+    state = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+  except Exception as error:  # orbax raises many types for damaged files
+    raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
+  path = checksum_path(checkpoint_manager, step)
+  if not path.exists():
+    return state, False
+  try:
+    expected = json.loads(path.read_text())
+  except (OSError, ValueError) as error:
+    raise CorruptCheckpoint(f"the checksum record {path} of checkpoint {step} cannot be read ({error})") from None
+  actual = tree_checksums(state)
+  differing = sorted(name for name in set(expected) | set(actual) if expected.get(name) != actual.get(name))
+  if differing:
+    raise CorruptCheckpoint(
+        f"checkpoint {step} does not match the checksums recorded when it was saved ({len(differing)} arrays "
+        f"differ, e.g. {differing[0]})")
+  return state, True
+
+
+def set_aside(checkpoint_manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
+  """Moves checkpoint `step` and its checksum record into `bad_checkpoints/` (never deletes
+  them) so that the run resumes from an older one; returns where it now lies."""
+  folder = checkpoint_folder(checkpoint_manager)
+  aside = folder.parent / BAD_CHECKPOINT_DIR
+  aside.mkdir(exist_ok=True)
+  target = aside / str(step)
+  suffix = 1
+  while target.exists() or target.with_name(target.name + ".checksums.json").exists():
+    target, suffix = aside / f"{step}.{suffix}", suffix + 1
+  shutil.move(str(folder / str(step)), str(target))
+  record_path = checksum_path(checkpoint_manager, step)
+  if record_path.exists():
+    shutil.move(str(record_path), str(target.with_name(target.name + ".checksums.json")))
+  checkpoint_manager.reload()
+  return target

@@ -1,0 +1,205 @@
+"""Reliability of training runs (issue 17): no bad input or fault loses a run, resumes it
+wrongly or ends without naming a checkpoint to resume from.
+
+One micro run (4 steps, checkpoints 2 and 4) is trained once per module; tests that
+change a run work on copies of it.
+"""
+
+import fcntl
+import hashlib
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from invjax import train
+from invjax.train import checkpoints
+from invjax.train import identity
+from invjax.train import integrity
+from invjax.train import loop
+from invjax.train import preemption
+from invjax.train import workdir_lock
+from test_train import micro_config
+
+
+def tree_hash(workdir: pathlib.Path) -> dict[str, str]:
+  """{relative path: SHA-256 of its bytes} of every file under `workdir`."""
+  return {str(path.relative_to(workdir)): hashlib.sha256(path.read_bytes()).hexdigest()
+          for path in sorted(workdir.rglob("*")) if path.is_file()}
+
+
+def final_variables(workdir):
+  return train.load_run(workdir).variables
+
+
+def assert_same_parameters(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> pathlib.Path:
+  """A finished 4-step run with checkpoints 2 and 4."""
+  workdir = tmp_path_factory.mktemp("run")
+  train.train_and_evaluate(micro_config(), workdir)
+  return workdir
+
+
+@pytest.fixture
+def run_copy(run, tmp_path) -> pathlib.Path:
+  copy = tmp_path / "run"
+  shutil.copytree(run, copy)
+  return copy
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"keep_checkpoints": 0}, r"keep_checkpoints=0 must be an integer >= 1"),
+    ({"model.num_levels": 6}, r"num_levels=6"),
+    ({"model.width": 32}, r"config.model.width: run has 8, now 32"),
+    ({"model.readout": "dct", "model.permutation": "shuffle"},
+     r"config.model.permutation: run has 'reverse', now 'shuffle'; config.model.readout: run has 'center'"),
+    ({"optimizer.learning_rate": -1e-3}, r"learning_rate=-0.001 must be a finite number > 0"),
+    ({"optimizer.learning_rate": 3e-3}, r"config.optimizer.learning_rate: run has 0.001, now 0.003"),
+    ({"model.dropout": 1.5}, r"model.dropout=1.5 must be a finite number in \[0, 1\)"),
+    ({"log_every_steps": 0}, r"log_every_steps=0 must be an integer >= 1"),
+    ({"seed": 1}, r"config.seed: run has 0, now 1"),
+    ({"batch_size": 12}, r"multiple of the 8 devices"),
+])
+def test_a_failed_start_changes_no_file_of_the_run(run, overrides, message):
+  before = tree_hash(run)
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(micro_config(**overrides), run)
+  assert tree_hash(run) == before
+
+
+def test_a_workdir_in_use_is_refused_and_a_killed_holder_leaves_no_lock(run):
+  before = tree_hash(run)
+  with workdir_lock.WorkdirLock(run):
+    with pytest.raises(workdir_lock.WorkdirInUse, match="in use by another training job"):
+      train.train_and_evaluate(micro_config(), run)
+  assert tree_hash(run) == before
+  holder = subprocess.Popen([sys.executable, "-c", (
+      "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+      "print('locked', flush=True); time.sleep(60)"), str(run / workdir_lock.LOCK_FILE)],
+      stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == "locked"
+  with pytest.raises(workdir_lock.WorkdirInUse):
+    workdir_lock.WorkdirLock(run).__enter__()
+  holder.kill()
+  holder.wait()
+  with workdir_lock.WorkdirLock(run):
+    with open(run / workdir_lock.LOCK_FILE) as other, pytest.raises(BlockingIOError):
+      fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_safe_changes_resume_and_are_recorded(run_copy):
+  final = train.train_and_evaluate(micro_config(total_steps=6, eval_every_steps=3, keep_checkpoints=1), run_copy)
+  assert final["step"] == 6
+  stored = identity.stored_config(run_copy)
+  assert (stored["total_steps"], stored["eval_every_steps"], stored["keep_checkpoints"]) == (6, 3, 1)
+  history = (run_copy / identity.HISTORY_FILE).read_text().splitlines()
+  assert '"total_steps": {"from": 4, "to": 6}' in history[-1] and '"step": 4' in history[-1]
+  assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["6"]
+  assert sorted(p.name for p in (run_copy / integrity.CHECKSUM_DIR).iterdir()) == ["6.json"]
+
+
+def _flip_bytes(checkpoint: pathlib.Path) -> None:
+  """Inverts 4 KiB (or all) of the largest data file of a checkpoint, as a bad disk would."""
+  data_file = max((p for p in checkpoint.rglob("*") if p.is_file() and p.parent.name == "d"),
+                  key=lambda p: p.stat().st_size)
+  raw = bytearray(data_file.read_bytes())
+  start = len(raw) // 2
+  for i in range(start, min(len(raw), start + 4096)):
+    raw[i] ^= 0xFF
+  data_file.write_bytes(bytes(raw))
+
+
+def test_a_corrupt_checkpoint_is_moved_aside_and_the_run_resumes_from_the_one_before(run, run_copy, caplog):
+  _flip_bytes(run_copy / "checkpoints" / "4")
+  final = train.train_and_evaluate(micro_config(), run_copy)
+  assert final["step"] == 4
+  assert (run_copy / integrity.BAD_CHECKPOINT_DIR / "4").is_dir()
+  assert (run_copy / integrity.BAD_CHECKPOINT_DIR / "4.checksums.json").is_file()
+  assert "Resumed from step 2" in caplog.text and "newer checkpoints were unusable" in caplog.text
+  assert_same_parameters(final_variables(run_copy), final_variables(run))
+
+
+def test_analysis_skips_a_corrupt_checkpoint_without_changing_the_run(run_copy):
+  _flip_bytes(run_copy / "checkpoints" / "4")
+  before = tree_hash(run_copy)
+  assert train.load_run(run_copy).step == 2
+  with pytest.raises(integrity.CorruptCheckpoint, match="does not match the checksums"):
+    train.load_run(run_copy, step=4)
+  assert tree_hash(run_copy) == before
+
+
+def test_no_verifying_checkpoint_refuses_to_start_over(run_copy):
+  for step in ("2", "4"):
+    _flip_bytes(run_copy / "checkpoints" / step)
+  with pytest.raises(integrity.CorruptCheckpoint, match="No checkpoint .* reads and verifies"):
+    train.train_and_evaluate(micro_config(), run_copy)
+  with pytest.raises(ValueError, match="no usable checkpoint left"):
+    train.train_and_evaluate(micro_config(), run_copy)
+  assert sorted(p.name for p in (run_copy / integrity.BAD_CHECKPOINT_DIR).iterdir() if p.is_dir()) == ["2", "4"]
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_says_so_and_is_left_alone(run_copy):
+  config = micro_config(**{"model.width": 16})
+  manager = checkpoints.manager(run_copy, keep=3)
+  images = np.zeros((1, 32, 32, 3), np.float32)
+  abstract = jax.eval_shape(lambda: train.build(config, 1).create_state(images, jax.random.key(0)))
+  with pytest.raises(integrity.CheckpointMismatch, match="does not fit the model this config builds") as error:
+    checkpoints.restore(manager, abstract)
+  assert "elete" not in str(error.value)
+  assert (run_copy / "checkpoints" / "4").is_dir()
+
+
+DIVERGING = {"optimizer.learning_rate": 1e3, "total_steps": 6, "checkpoint_every_steps": 1}
+
+
+@pytest.mark.parametrize("log_every_steps,message", [
+    (2, r"The loss became nan at step 2"),
+    (3, r"The parameters became non-finite by step 2"),
+])
+def test_divergence_stops_after_the_save_in_flight_and_names_a_verified_checkpoint(tmp_path, log_every_steps,
+                                                                                    message):
+  with pytest.raises(FloatingPointError, match=message + r".*newest checkpoint that verifies is step 1"):
+    train.train_and_evaluate(micro_config(**DIVERGING, log_every_steps=log_every_steps), tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
+  assert train.load_run(tmp_path).step == 1
+
+
+def test_a_crash_in_the_final_evaluation_loses_no_step(tmp_path, monkeypatch):
+  def broken(*args):
+    raise RuntimeError("evaluation failed")
+
+  monkeypatch.setattr(loop, "evaluate_all", broken)
+  with pytest.raises(RuntimeError, match="evaluation failed") as error:
+    train.train_and_evaluate(micro_config(), tmp_path)
+  assert any("newest checkpoint that verifies is step 4" in note for note in error.value.__notes__)
+  assert train.load_run(tmp_path).step == 4
+
+
+def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninterrupted_one(run, tmp_path,
+                                                                                           monkeypatch):
+  original = loop.train_batches
+
+  def preempted_during_step_three(*args):
+    for index, batch in enumerate(original(*args)):
+      if index == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+      yield batch
+
+  monkeypatch.setattr(loop, "train_batches", preempted_during_step_three)
+  with pytest.raises(preemption.Preempted, match=r"after step 3.*newest checkpoint that verifies is step 3"):
+    train.train_and_evaluate(micro_config(), tmp_path)
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2", "3"]
+  monkeypatch.setattr(loop, "train_batches", original)
+  assert train.train_and_evaluate(micro_config(), tmp_path)["step"] == 4
+  assert_same_parameters(final_variables(tmp_path), final_variables(run))
