@@ -39,8 +39,11 @@ class TrainState:
 def build_model(model_config: ml_collections.ConfigDict, image_shape, num_classes: int) -> nn.Module:
   """The classifier of a run: a FiRevNet (MNIST preset plus the config's fields: fiRevNet48 is
   configs/imagenet.py's fields) or a CNN."""
-  if model_config.kind == "cnn":
-    return models.CNN(num_classes=num_classes, dropout=model_config.get("dropout", 0.3))
+  if model_config.kind == "cnn":  # channels and hidden are optional (configs/mnist_demo.py's small CNN)
+    sizes = {field: model_config[field] for field in ("channels", "hidden") if field in model_config}
+    if "channels" in sizes:
+      sizes["channels"] = tuple(sizes["channels"])
+    return models.CNN(num_classes=num_classes, dropout=model_config.get("dropout", 0.3), **sizes)
   if model_config.kind != "fi_revnet":
     raise ValueError(f"config.model.kind must be one of {MODEL_KINDS}; got {model_config.kind!r}.")
   overrides = {field: model_config[field] for field in FI_REVNET_FIELDS if field in model_config}
