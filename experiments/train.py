@@ -25,6 +25,9 @@ from invjax.train import preemption
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder: checkpoints, metrics and config.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first: one process per host of a Cloud TPU slice "
+    "or GPU cluster, all running this command (it finds the others from the environment).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 PREEMPTED_EXIT_CODE = 128 + 15  # the shell's code for a job ended by SIGTERM
@@ -39,6 +42,8 @@ class _HideCheckpointerChatter(pylogging.Filter):
 
 def main(argv):
   commands.check_no_arguments(argv)
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
   logging.set_verbosity(logging.INFO)
   logging.get_absl_handler().addFilter(_HideCheckpointerChatter())
   record_command = lambda: commands.record(_WORKDIR.value, "experiments.train")
