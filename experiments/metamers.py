@@ -61,19 +61,6 @@ def _progress(what: str):
   return lambda done, total: print(f"  {what} {done}/{total}", flush=True)
 
 
-def _pairs_of_different_classes(
-    labels: np.ndarray, count: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-  """Indices (a, b) of `count` random pairs with labels[a] != labels[b]."""
-  if len(np.unique(labels)) < 2:
-    raise ValueError("The split has a single class: no pairs of different classes exist.")
-  logit_sources = rng.choice(len(labels), count, replace=count > len(labels))
-  nuisance_sources = rng.choice(len(labels), count)
-  while np.any(same := labels[logit_sources] == labels[nuisance_sources]):
-    nuisance_sources[same] = rng.choice(len(labels), int(np.sum(same)))
-  return logit_sources, nuisance_sources
-
-
 def _nuisances(run, mesh, split: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
   """z_n and labels of the first `limit` examples (0: all) of a split, encoded batch by batch."""
   options = run.config.dataset_options
@@ -210,7 +197,7 @@ def main(argv):
   images, labels = data.as_numpy(run.config.dataset, _SPLIT.value, max_examples=_MAX_EXAMPLES.value,
                                  **run.config.dataset_options)
   num_pairs = max(_NUM_PAIRS.value, _FIGURE_PAIRS.value, _NUM_PATHS.value)
-  a, b = _pairs_of_different_classes(labels, num_pairs, np.random.default_rng(_SEED.value))
+  a, b = oracle.pairs_of_different_classes(labels, num_pairs, np.random.default_rng(_SEED.value))
   x_a, x_b, y_a, y_b = images[a], images[b], labels[a], labels[b]
   print(f"Metamers of {num_pairs} pairs from {run.config.dataset}/{_SPLIT.value} ...")
   x_met = batching.map_in_batches(

@@ -64,6 +64,20 @@ def _agreement(predictions, logit_source_labels, nuisance_source_labels) -> dict
   }
 
 
+def pairs_of_different_classes(
+    labels: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+  """Indices (a, b) of `count` random pairs with labels[a] != labels[b]: the logit and nuisance
+  sources of metamers whose two classes an oracle can tell apart."""
+  if len(np.unique(labels)) < 2:
+    raise ValueError("The split has a single class: no pairs of different classes exist.")
+  logit_sources = rng.choice(len(labels), count, replace=count > len(labels))
+  nuisance_sources = rng.choice(len(labels), count)
+  while np.any(same := labels[logit_sources] == labels[nuisance_sources]):
+    nuisance_sources[same] = rng.choice(len(labels), int(np.sum(same)))
+  return logit_sources, nuisance_sources
+
+
 def oracle_agreement(
     oracle_logits: LogitsFunction,
     metamers: jax.Array,
