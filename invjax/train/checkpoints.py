@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from invjax import data
+from invjax import parallel
 from invjax.train import integrity
 from invjax.train import state as state_lib
 
@@ -55,22 +56,28 @@ def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int
 
 
 def restore_newest_good(checkpoint_manager: ocp.CheckpointManager, abstract_state, set_aside: bool):
-  """The newest checkpoint that reads and verifies, and a note of those skipped on the way.
+  """The newest checkpoint that reads and verifies, and a note of the newer ones skipped.
 
-  A corrupt checkpoint is moved into `bad_checkpoints/` (`set_aside`, training) or only
-  skipped (analysis, which must not change a run). Raises integrity.CheckpointMismatch at
-  once (the config, not the files, is wrong) and CorruptCheckpoint if none verifies.
+  The skipped ones are moved into `bad_checkpoints/` (`set_aside`, training) or left
+  in place (analysis, which must not change a run). Only once an older checkpoint has
+  verified: if none does, the fault may lie in this job (another device topology, a
+  file system error), so nothing is moved and CorruptCheckpoint is raised. A
+  checkpoint that does not fit the model raises integrity.CheckpointMismatch at once.
   """
-  skipped = []
+  failures = []
   for step in sorted(checkpoint_manager.all_steps(), reverse=True):
     try:
-      return restore(checkpoint_manager, abstract_state, step), skipped
+      state = restore(checkpoint_manager, abstract_state, step)
     except integrity.CorruptCheckpoint as error:
-      where = f"moved to {integrity.set_aside(checkpoint_manager, step)}" if set_aside else "skipped"
-      skipped.append(f"{error}: {where}")
-      logging.warning("Checkpoint %d is unusable (%s); trying the one before it.", step, skipped[-1])
+      failures.append((step, str(error)))
+      logging.warning("Checkpoint %d is unusable (%s); trying the one before it.", step, error)
+      continue
+    skipped = [f"{reason}: {f'moved to {integrity.set_aside(checkpoint_manager, bad)}' if set_aside else 'skipped'}"
+               for bad, reason in failures]
+    return state, skipped
   raise integrity.CorruptCheckpoint(
-      f"No checkpoint in {checkpoint_manager.directory} reads and verifies: {'; '.join(skipped)}.")
+      f"No checkpoint in {checkpoint_manager.directory} reads and verifies ({'; '.join(r for _, r in failures)}); "
+      "nothing was moved. If the files are damaged, restore them from a copy or move them away to start over.")
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
@@ -112,13 +119,18 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   if checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
   images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)
-  abstract_state = jax.eval_shape(lambda: parts.create_state(images, jax.random.key(0)))
-  if step is None:
-    train_state, skipped = restore_newest_good(checkpoint_manager, abstract_state, set_aside=False)
-    for note in skipped:
-      logging.warning("Loading %s: %s", workdir, note)
-  else:
-    train_state = restore(checkpoint_manager, abstract_state, step)
+  replicated = parallel.replicated(parallel.make_data_mesh())  # the devices of this job, not the saving job's
+  abstract_state = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=replicated),
+                                jax.eval_shape(lambda: parts.create_state(images, jax.random.key(0))))
+  try:
+    if step is None:
+      train_state, skipped = restore_newest_good(checkpoint_manager, abstract_state, set_aside=False)
+      for note in skipped:
+        logging.warning("Loading %s: %s", workdir, note)
+    else:
+      train_state = restore(checkpoint_manager, abstract_state, step)
+  finally:
+    checkpoint_manager.close()  # or its event loop outlives the job and reports itself closed at exit
   return Run(
       config=config,
       model=parts.model,

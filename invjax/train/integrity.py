@@ -111,11 +111,18 @@ def check_layout(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_
   """Raises CheckpointMismatch if checkpoint `step` holds arrays other than `abstract_state`'s,
   CorruptCheckpoint if its layout cannot be read."""
   folder = checkpoint_folder(checkpoint_manager) / str(step) / "default"
+  # Orbax's readers leave background tasks behind on a missing index file (which then print
+  # "Event loop is closed" tracebacks at exit), so the files every save writes are checked first.
+  missing = [name for name in ("_METADATA", "manifest.ocdbt") if not (folder / name).exists()]
+  if missing:
+    raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({', '.join(missing)} missing in {folder})")
   try:
-    metadata = ocp.StandardCheckpointer().metadata(folder).item_metadata
-    saved = _shapes(metadata)
+    with ocp.StandardCheckpointer() as checkpointer:  # closed, or its event loop outlives the job
+      saved = _shapes(checkpointer.metadata(folder).item_metadata)
   except Exception as error:  # orbax raises many types for damaged files
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
+  if not saved:  # e.g. its manifest is missing
+    raise CorruptCheckpoint(f"checkpoint {step} cannot be read (no array is listed in {folder})")
   expected = _shapes(abstract_state)
   differences = [f"{name}: saved {saved[name][0]} {saved[name][1]}, config builds {expected[name][0]} "
                  f"{expected[name][1]}" for name in sorted(set(saved) & set(expected)) if saved[name] != expected[name]]

@@ -80,7 +80,7 @@ def _resume_point(checkpoint_manager, abstract_state, workdir: pathlib.Path) -> 
   try:
     state, _ = checkpoints.restore_newest_good(checkpoint_manager, abstract_state, set_aside=False)
   except integrity.CorruptCheckpoint as error:
-    return f"{error} Running the same command again moves them aside."
+    return str(error)
   except Exception as error:  # e.g. out of memory after the failure that stopped the job
     return f"The saved checkpoints could not be verified ({type(error).__name__}: {error})."
   return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / 'checkpoints'}; "
@@ -98,7 +98,9 @@ _DIVERGED_ADVICE = (" Resuming with the same config would diverge again: start a
 
 
 def _stop_requested(watcher: preemption.SigtermWatcher, step: int) -> bool:
-  if jax.process_count() > 1:  # every process must stop at the same step to save together
+  """Whether to stop after `step`: SIGTERM seen (one process), or JAX's preemption service says
+  that all processes have reached the step to stop at together (several processes)."""
+  if jax.process_count() > 1:
     return multihost_utils.reached_preemption_sync_point(step)
   return watcher.requested
 
@@ -185,7 +187,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
                             first_start=identity.stored_config(workdir) is None)
     if on_start is not None:
       on_start()
-    watcher = stack.enter_context(preemption.SigtermWatcher())
+    # With several processes JAX's preemption service handles SIGTERM (`_stop_requested`).
+    watcher = stack.enter_context(preemption.SigtermWatcher(enabled=jax.process_count() == 1))
     writer = writers.MetricWriter(workdir, enabled=is_lead_process)
     stack.callback(writer.close)
     try:
