@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.readout = "center"
   config.model.dropout = 0.1
   config.model.compute_dtype = ""  # e.g. "bfloat16" for the coupling networks' operands
+  # "reversible": gradients rebuild activations with the exact inverse, so memory
+  # does not grow with depth (docs/performance.md); "autodiff" stores them.
+  config.model.backprop = "autodiff"
 
   config.loss = ml_collections.ConfigDict()
   config.loss.ce_weight = 1.0

@@ -6,6 +6,7 @@ from invjax.blocks.chain import Chain
 from invjax.blocks.conv import Conv2D, conv2d_same
 from invjax.blocks.coupling import AdditiveCoupling, AffineCoupling, CouplingNetwork
 from invjax.blocks.dct import DCT2D, dct_matrix
+from invjax.blocks.flow_steps import FlowStep, FlowSteps
 from invjax.blocks.permutations import InvertibleConv1x1, ReversePermutation, ShufflePermutation
 from invjax.blocks.reshaping import Squeeze, merge_channels, split_channels
 
@@ -18,6 +19,8 @@ __all__ = [
     "Conv2D",
     "CouplingNetwork",
     "DCT2D",
+    "FlowStep",
+    "FlowSteps",
     "InvertibleConv1x1",
     "ReversePermutation",
     "ShufflePermutation",

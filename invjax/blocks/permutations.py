@@ -1,4 +1,11 @@
-"""Channel mixing between couplings: fixed permutations and the invertible 1x1 convolution."""
+"""Channel mixing between couplings: fixed permutations and the invertible 1x1 convolution.
+
+Each block draws what it needs from its `seed` at trace time as numpy arrays,
+its *step constants* (`step_constants(channels)`). A caller that runs many
+blocks as one scan (`invjax.blocks.FlowSteps`) stacks the constants of every
+step and hands each step its slice through the `constants` argument, so the
+scanned and the unrolled network compute the same function.
+"""
 
 import functools
 
@@ -10,6 +17,8 @@ import scipy.linalg
 
 from invjax.blocks import bijection
 
+Constants = dict[str, np.ndarray | jax.Array]
+
 
 class ReversePermutation(bijection.Bijection):
   r"""Reverses the channel order (RealNVP / i-RevNet default).
@@ -17,10 +26,15 @@ class ReversePermutation(bijection.Bijection):
     forward: y[..., c] = x[..., C - 1 - c];  inverse: the same map;  log|det| = 0.
   """
 
-  def __call__(self, x, train=False):
+  seed: int = 0  # unused: every reverse permutation is the same
+
+  def step_constants(self, channels: int) -> Constants:
+    return {}
+
+  def __call__(self, x, train=False, constants=None):
     return x[..., ::-1], bijection.zero_logdet(x)
 
-  def inverse(self, y, train=False):
+  def inverse(self, y, train=False, constants=None):
     return y[..., ::-1], bijection.zero_logdet(y)
 
 
@@ -33,14 +47,17 @@ class ShufflePermutation(bijection.Bijection):
 
   seed: int = 0
 
-  def _permutation(self, channels: int) -> np.ndarray:
-    return np.random.default_rng(self.seed).permutation(channels)
+  def step_constants(self, channels: int) -> Constants:
+    order = np.random.default_rng(self.seed).permutation(channels).astype(np.int32)
+    return {"order": order, "inverse_order": np.argsort(order).astype(np.int32)}
 
-  def __call__(self, x, train=False):
-    return x[..., self._permutation(x.shape[-1])], bijection.zero_logdet(x)
+  def __call__(self, x, train=False, constants=None):
+    constants = self.step_constants(x.shape[-1]) if constants is None else constants
+    return jnp.take(x, constants["order"], axis=-1), bijection.zero_logdet(x)
 
-  def inverse(self, y, train=False):
-    return y[..., np.argsort(self._permutation(y.shape[-1]))], bijection.zero_logdet(y)
+  def inverse(self, y, train=False, constants=None):
+    constants = self.step_constants(y.shape[-1]) if constants is None else constants
+    return jnp.take(y, constants["inverse_order"], axis=-1), bijection.zero_logdet(y)
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,27 +85,34 @@ class InvertibleConv1x1(bijection.Bijection):
 
   seed: int = 0
 
-  @nn.compact
-  def _factors(self, channels: int):
+  def step_constants(self, channels: int) -> Constants:
+    """P and sign, and the initial values of L, U and log_s."""
     permutation, lower, upper, sign, log_s = _lu_of_random_rotation(channels, self.seed)
-    lower = self.param("lower", lambda _: jnp.asarray(lower, jnp.float32))
-    upper = self.param("upper", lambda _: jnp.asarray(upper, jnp.float32))
-    log_s = self.param("log_s", lambda _: jnp.asarray(log_s, jnp.float32))
+    return {name: value.astype(np.float32) for name, value in [
+        ("permutation", permutation), ("sign", sign),
+        ("initial_lower", lower), ("initial_upper", upper), ("initial_log_s", log_s)]}
+
+  @nn.compact
+  def _factors(self, channels: int, constants: Constants | None):
+    constants = self.step_constants(channels) if constants is None else constants
+    lower = self.param("lower", lambda _: jnp.asarray(constants["initial_lower"], jnp.float32))
+    upper = self.param("upper", lambda _: jnp.asarray(constants["initial_upper"], jnp.float32))
+    log_s = self.param("log_s", lambda _: jnp.asarray(constants["initial_log_s"], jnp.float32))
     unit_lower = jnp.tril(lower, -1) + jnp.eye(channels, dtype=lower.dtype)
-    upper_with_diagonal = jnp.triu(upper, 1) + jnp.diag(sign * jnp.exp(log_s))
-    return jnp.asarray(permutation, lower.dtype), unit_lower, upper_with_diagonal, log_s
+    upper_with_diagonal = jnp.triu(upper, 1) + jnp.diag(constants["sign"].astype(lower.dtype) * jnp.exp(log_s))
+    return jnp.asarray(constants["permutation"], lower.dtype), unit_lower, upper_with_diagonal, log_s
 
   def _logdet(self, log_s, x):
     positions = int(np.prod(x.shape[1:-1]))
     return bijection.per_example(positions * jnp.sum(log_s), x)
 
-  def __call__(self, x, train=False):
-    permutation, lower, upper, log_s = self._factors(x.shape[-1])
+  def __call__(self, x, train=False, constants=None):
+    permutation, lower, upper, log_s = self._factors(x.shape[-1], constants)
     weight = permutation @ lower @ upper
     return jnp.einsum("...i,ij->...j", x, weight.astype(x.dtype)), self._logdet(log_s, x)
 
-  def inverse(self, y, train=False):
-    permutation, lower, upper, log_s = self._factors(y.shape[-1])
+  def inverse(self, y, train=False, constants=None):
+    permutation, lower, upper, log_s = self._factors(y.shape[-1], constants)
     identity = jnp.eye(y.shape[-1], dtype=lower.dtype)
     lower_inverse = jax.scipy.linalg.solve_triangular(lower, identity, lower=True, unit_diagonal=True)
     upper_inverse = jax.scipy.linalg.solve_triangular(upper, identity, lower=False)

@@ -2,8 +2,10 @@
 
 Level l (of `num_levels`) is: squeeze (space-to-depth; `squeeze=False` skips it,
 for vector data as (1, 1, d) maps), `steps_per_level[l]` flow
-steps (ActNorm -> channel permutation -> coupling), then, except after the last
-level and when `split` is on, half of the channels leave as a nuisance latent.
+steps (ActNorm -> channel permutation -> coupling; one `blocks.FlowSteps`, a
+scan over stacked parameters, differentiated as `backprop` says), then, except
+after the last level and when `split` is on, half of the channels leave as a
+nuisance latent.
 For the MNIST preset (CHW): 3x32x32 -> 12x16x16 -> split (6x16x16 out) ->
 24x8x8 -> split (12x8x8 out) -> 48x4x4.
 
@@ -29,19 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from invjax import blocks
+from invjax.blocks import flow_steps
 
-PERMUTATIONS = {
-    "reverse": lambda seed: blocks.ReversePermutation(),
-    "shuffle": lambda seed: blocks.ShufflePermutation(seed=seed),
-    "conv1x1": lambda seed: blocks.InvertibleConv1x1(seed=seed),
-}
-COUPLINGS = {"additive": blocks.AdditiveCoupling, "affine": blocks.AffineCoupling}
 READOUTS = ("center", "dct")
-
-
-def _check_choice(name: str, value, allowed) -> None:
-  if value not in allowed:
-    raise ValueError(f"{name} must be one of {sorted(allowed)}; got {value!r}.")
+_check_choice = flow_steps.check_choice
 
 
 class FiRevNet(blocks.Bijection):
@@ -59,6 +52,7 @@ class FiRevNet(blocks.Bijection):
   readout: Literal["center", "dct"] = "center"
   dropout: float = 0.1
   compute_dtype: jnp.dtype | None = None
+  backprop: Literal["autodiff", "reversible"] = "autodiff"
 
   # --- static geometry -------------------------------------------------------
 
@@ -95,8 +89,9 @@ class FiRevNet(blocks.Bijection):
   # --- modules ---------------------------------------------------------------
 
   def setup(self):
-    _check_choice("coupling", self.coupling, COUPLINGS)
-    _check_choice("permutation", self.permutation, PERMUTATIONS)
+    _check_choice("coupling", self.coupling, flow_steps.COUPLINGS)
+    _check_choice("permutation", self.permutation, flow_steps.PERMUTATIONS)
+    _check_choice("backprop", self.backprop, flow_steps.BACKPROPS)
     _check_choice("readout", self.readout, READOUTS)
     steps = self.steps_per_level
     steps = [steps] * self.num_levels if isinstance(steps, int) else list(steps)
@@ -108,19 +103,18 @@ class FiRevNet(blocks.Bijection):
           f"num_classes={self.num_classes} must be in [1, {final_channels}], the channel "
           "count of the final tensor from which logits are read."
       )
-    coupling = COUPLINGS[self.coupling]
     self.levels = [
         blocks.Chain(([blocks.Squeeze()] if self.squeeze else []) + [
-            blocks.Chain([
-                blocks.ActNorm(),
-                PERMUTATIONS[self.permutation](1000 * level + step),
-                coupling(
-                    width=self.width,
-                    dropout=self.dropout,
-                                compute_dtype=self.compute_dtype,
-                ),
-            ])
-            for step in range(num_steps)
+            blocks.FlowSteps(
+                num_steps=num_steps,
+                permutation=self.permutation,
+                coupling=self.coupling,
+                width=self.width,
+                dropout=self.dropout,
+                compute_dtype=self.compute_dtype,
+                first_seed=1000 * level,
+                backprop=self.backprop,
+            )
         ])
         for level, num_steps in enumerate(steps)
     ]

@@ -17,6 +17,7 @@ from invjax import models
 MODEL_KINDS = ("fi_revnet", "cnn")
 FI_REVNET_FIELDS = (
     "num_levels", "steps_per_level", "split", "width", "coupling", "permutation", "readout", "dropout",
+    "backprop",
 )
 
 
