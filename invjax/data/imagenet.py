@@ -3,13 +3,20 @@
 TFDS prepares `imagenet2012` only from a manual download: a directory holding
 ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from
 https://image-net.org/download-images), passed as `manual_dir` or named by the
-environment variable `INVJAX_IMAGENET_DIR`. Our `test` split is TFDS's
-`validation` split (the 50,000 labelled validation images).
+environment variable `INVJAX_IMAGENET_DIR`. Preparation happens once, from one
+machine (`experiments/prepare_imagenet.py`), into a TFDS `data_dir` that may
+be a bucket (gs://...); the tars are checked first (present, complete), and a
+tar that breaks during preparation stops it with a one-line error. Our `test`
+split is TFDS's `validation` split (the 50,000 labelled validation images);
+split sizes are read from the prepared dataset, so a small one in the same
+format (`tiny_imagenet`) runs the same code.
 
-Training examples get an Inception-style random resized crop (a window of
-8%-100% of the image area with aspect ratio 3/4-4/3, decoded straight from the
-JPEG), resized to `image_size` and flipped left-right with probability 1/2,
-all with stateless per-example seeds. Evaluation
+Each process reads only its contiguous 1/P of a split (`pipeline.process_bounds`;
+TFDS opens just the TFRecord files of that slice). Training examples get an
+Inception-style random resized crop (a window of 8%-100% of the image area with
+aspect ratio 3/4-4/3, decoded straight from the JPEG), resized to `image_size`
+and flipped left-right with probability 1/2, all with stateless per-example
+seeds; decoding and augmentation run in tf.data's parallel map. Evaluation
 examples get the centre crop of side image_size / (image_size + 32) times the
 shorter side, resized to `image_size` (224 -> crop 87.5%). Resized pixels are
 rounded back to uint8 so that, as for MNIST, the model sees x = v / 127.5 - 1 on
