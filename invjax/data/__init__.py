@@ -13,7 +13,8 @@ Datasets (`DATASETS`): "mnist", "fashion_mnist", "shift_mnist/binary",
   original files (checksums verified).
 * `preprocess`: the fi-RevNet input format and `dequantize`.
 * `textures`, `shift_mnist`: DTD texture banks and the shiftMNIST variants.
-* `spheres`, `imagenet`: the other datasets.
+* `spheres`, `imagenet`: the other datasets; `tiny_imagenet` writes a small
+  ImageNet in the layout of the manual download, for tests and CI.
 * `pipeline`: per-process slices, shuffling, batching, padding masks,
   dequantisation noise and global sharded arrays.
 * `loading`: the catalogue and `load`; `figures`: example grids.
