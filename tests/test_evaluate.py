@@ -46,3 +46,21 @@ def test_evaluate_refuses_a_bad_file_and_says_what_is_accepted(cnn_run, tmp_path
   finished = _evaluate(cnn_run, np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4, np.int64), tmp_path)
   assert finished.returncode == 1
   assert "accepted are images of shape (N, 28, 28) or (N, 32, 32, 3)" in finished.stderr
+
+
+def test_pixel_range_settles_what_auto_refuses_to_guess():
+  """Digits in [0, 1] with one pixel of overshoot: auto refuses (it once read them as [0, 255]);
+  --pixel_range=0-1 takes them once clipped, and 0-255 reads dark digits as they are."""
+  from invjax.analysis import external
+
+  digits = np.full((4, 28, 28), 0.5, np.float32)
+  digits[0, 0, 0] = 1.02
+  labels = np.zeros(4, np.int64)
+  with pytest.raises(ValueError, match="pixel_range"):
+    external.prepare_external_images(digits, labels, num_classes=10)
+  as_unit = external.prepare_external_images(np.clip(digits, 0, 1), labels, num_classes=10, pixel_range="0-1")
+  np.testing.assert_allclose(as_unit.images[1, 2:30, 2:30, 0], 0.5 * 255 / 127.5 - 1, rtol=1e-6)
+  as_bytes = external.prepare_external_images(digits, labels, num_classes=10, pixel_range="0-255")
+  np.testing.assert_allclose(as_bytes.images[1, 2:30, 2:30, 0], 0.5 / 127.5 - 1, rtol=1e-6)
+  exact = external.prepare_external_images(np.full((4, 28, 28), 200, np.int32), labels, num_classes=10)
+  np.testing.assert_allclose(exact.images[0, 2:30, 2:30, 0], 200 / 127.5 - 1, rtol=1e-6)

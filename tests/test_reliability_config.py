@@ -31,7 +31,7 @@ POSITIVE_RATES = ("optimizer.learning_rate", "nuisance_classifier.learning_rate"
 WEIGHTS = ("loss.ce_weight", "loss.nuisance_weight", "loss.mle_weight", "loss.logit_penalty_weight",
            "loss.label_dependence_weight", "optimizer.clip_norm")
 PROBABILITIES = ("model.dropout", "nuisance_classifier.dropout")
-CHOICES = ("dataset", "model.kind", "loss.nuisance_form", "model.compute_dtype")
+CHOICES = ("dataset", "model.kind", "loss.nuisance_form", "model.compute_dtype", "model.backprop")
 
 BAD_VALUES = (
     [(name, value) for name in COUNTS_FROM_1 for value in (0, -8, 2.5, "8", True)]

@@ -17,6 +17,7 @@ import ml_collections
 
 from invjax import data
 from invjax import losses
+from invjax.blocks import flow_steps
 from invjax.train import state as state_lib
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
@@ -105,6 +106,8 @@ def _check_model(config) -> None:
   _integer(config, "model.width", 1)
   if "compute_dtype" in config.model:
     _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
+  if "backprop" in config.model:
+    _choice(config, "model.backprop", flow_steps.BACKPROPS)
 
 
 def _check_loss_and_optimizers(config) -> None:
