@@ -7,7 +7,8 @@ config still describes the same run (`invjax.train.identity`).
 Exit status: 0 when the run reached total_steps; 1 with a one-line error on
 stderr for bad input or a stopped run (a traceback only with --verbose, or for
 an unexpected error: a bug); 143 after a SIGTERM (a preemption), once the
-current step is saved: the same command resumes from it.
+current step is saved: the same command resumes from it; 130 after Ctrl-C, once
+the save in flight is written.
 """
 
 import logging as pylogging
@@ -30,7 +31,8 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "or GPU cluster, all running this command (it finds the others from the environment).")
 flags.mark_flags_as_required(["config", "workdir"])
 
-PREEMPTED_EXIT_CODE = 128 + 15  # the shell's code for a job ended by SIGTERM
+PREEMPTED_EXIT_CODE = 128 + 15  # the shell's codes for a job ended by SIGTERM and by SIGINT
+INTERRUPTED_EXIT_CODE = 128 + 2
 
 
 class _HideCheckpointerChatter(pylogging.Filter):
@@ -54,6 +56,9 @@ def main(argv):
     except preemption.Preempted as stop:
       logging.warning("%s", stop)
       sys.exit(PREEMPTED_EXIT_CODE)
+    except KeyboardInterrupt as stop:  # Ctrl-C: the loop waited for the save in flight
+      logging.warning("Interrupted. %s", " ".join(getattr(stop, "__notes__", [])))
+      sys.exit(INTERRUPTED_EXIT_CODE)
   logging.info("Final metrics (also in %s/final_metrics.json): %s", _WORKDIR.value, final)
 
 

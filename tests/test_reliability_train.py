@@ -169,6 +169,21 @@ def test_a_run_whose_checkpoints_were_all_set_aside_does_not_start_over(run_copy
     train.train_and_evaluate(micro_config(), run_copy)
 
 
+def test_a_missing_index_file_is_reported_and_the_checkpoint_before_it_loads(run_copy):
+  (run_copy / "checkpoints" / "4" / "default" / "manifest.ocdbt").unlink()
+  assert train.load_run(run_copy).step == 2
+  with pytest.raises(integrity.CorruptCheckpoint, match="checkpoint 4 cannot be read .manifest.ocdbt missing"):
+    train.load_run(run_copy, step=4)
+
+
+def test_a_damaged_config_json_is_reported_not_overwritten(run_copy):
+  (run_copy / identity.CONFIG_FILE).write_text('{"dataset": "mni')
+  before = tree_hash(run_copy)
+  with pytest.raises(ValueError, match="config.json is not valid JSON"):
+    train.train_and_evaluate(micro_config(), run_copy)
+  assert tree_hash(run_copy) == before
+
+
 def test_a_checkpoint_that_does_not_fit_the_model_says_so_and_is_left_alone(run_copy):
   config = micro_config(**{"model.width": 16})
   manager = checkpoints.manager(run_copy, keep=3)

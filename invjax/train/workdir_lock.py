@@ -16,7 +16,7 @@ LOCK_FILE = ".lock"
 
 
 class WorkdirInUse(RuntimeError):
-  """Another job holds the workdir."""
+  """Another job holds the workdir (or this job may not write there)."""
 
 
 class WorkdirLock:
@@ -27,8 +27,11 @@ class WorkdirLock:
     self._file = None
 
   def __enter__(self) -> "WorkdirLock":
-    self._path.parent.mkdir(parents=True, exist_ok=True)
-    file = open(self._path, "a")
+    try:
+      self._path.parent.mkdir(parents=True, exist_ok=True)
+      file = open(self._path, "a")
+    except PermissionError as error:
+      raise WorkdirInUse(f"{self._path.parent} cannot be written by this job ({error}).") from None
     try:
       fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
