@@ -1,4 +1,5 @@
-"""The matrix-product convolution and its custom VJP against XLA's convolution under autodiff."""
+"""The custom VJPs of the coupling network (matrix-product convolution, fused ActNorm + ReLU +
+dropout) against plain autodiff."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from invjax.blocks import conv
+from invjax.blocks import coupling
 import test_blocks
 
 TOLERANCES = [(jnp.float32, 1e-5), (jnp.float64, 1e-10)]
@@ -91,3 +93,24 @@ def test_bad_kernel_and_formulation_are_rejected():
   with pytest.raises(ValueError, match="Unknown convolution formulation"):
     with conv.use_formulation("winograd"):
       pass
+
+
+@pytest.mark.parametrize("dropout", [True, False])
+@pytest.mark.parametrize("dtype,tolerance", TOLERANCES)
+def test_fused_actnorm_relu_dropout_gradients_equal_autodiff(dropout, dtype, tolerance):
+  """The coupling network's fused ActNorm + ReLU + dropout against the plain expression."""
+  with jax.enable_x64(dtype == jnp.float64):
+    keys = jax.random.split(jax.random.key(0), 5)
+    y = jax.random.normal(keys[0], (3, 4, 4, 8), dtype)
+    bias, log_scale = 0.5 * jax.random.normal(keys[1], (2, 8), dtype)
+    keep = jax.random.bernoulli(keys[2], 0.7, y.shape) if dropout else None
+    cotangent = jax.random.normal(keys[3], y.shape, dtype)
+
+    def plain(y, bias, log_scale):
+      u = (y + bias) * jnp.exp(log_scale)
+      return jax.nn.relu(jnp.where(keep, u / 0.7, 0) if dropout else u)
+
+    fused = lambda y, bias, log_scale: coupling.normalise_relu_dropout(y, bias, log_scale, keep, 0.7)
+    grads = lambda f: jax.jit(jax.value_and_grad(lambda *a: jnp.vdot(cotangent, f(*a)), (0, 1, 2)))(
+        y, bias, log_scale)
+    _assert_relatively_close(grads(plain), grads(fused), tolerance)

@@ -50,8 +50,13 @@ class ActNorm(bijection.Bijection):
       positions *= size
     return bijection.per_example(positions * jnp.sum(log_scale), x)
 
+  def log_scale_and_bias(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The parameters `(s, b)` for inputs like `x`, initialised from `x` as `__call__` is;
+    for layers that apply them inside a fused operation (`coupling.CouplingNetwork`)."""
+    return self._log_scale_and_bias(jax.lax.stop_gradient(x), x.shape[-1])
+
   def __call__(self, x, train=False):
-    log_scale, bias = self._log_scale_and_bias(jax.lax.stop_gradient(x), x.shape[-1])
+    log_scale, bias = self.log_scale_and_bias(x)
     return (x + bias) * jnp.exp(log_scale), self._logdet(log_scale, x)
 
   def inverse(self, y, train=False):

@@ -1,5 +1,7 @@
 """Additive and affine coupling layers with the Glow / i-RevNet coupling network."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,38 @@ from invjax.blocks import conv
 from invjax.blocks import dropout
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability):
+  r"""h = relu((y + b) * exp(s)) * keep / keep_probability: ActNorm, ReLU and inverted dropout
+  (`keep` a boolean mask, or None for no dropout) as one operation.
+
+  Its VJP needs only the output h, which the next convolution keeps anyway:
+  with g = dL/dh where h > 0 (else 0) divided by keep_probability (1 without dropout),
+    dL/dy = g exp(s),  dL/db = sum dL/dy,  dL/ds = sum dL/dh * h,
+  sums over every axis but the last. Autodiff would also keep y and both masks,
+  and pass over them in more loops.
+  """
+  u = (y + bias) * jnp.exp(log_scale)
+  if keep is not None:
+    u = jnp.where(keep, u / keep_probability, 0)
+  return nn.relu(u)
+
+
+def _normalise_relu_dropout_forward(y, bias, log_scale, keep, keep_probability):
+  h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability)
+  return h, (h, jnp.exp(log_scale) / (1.0 if keep is None else keep_probability))
+
+
+def _normalise_relu_dropout_backward(keep_probability, residuals, dh):
+  h, scale = residuals
+  axes = tuple(range(h.ndim - 1))
+  dy = jnp.where(h > 0, dh * scale, 0)
+  return dy, jnp.sum(dy, axes), jnp.sum(dh * h, axes), None
+
+
+normalise_relu_dropout.defvjp(_normalise_relu_dropout_forward, _normalise_relu_dropout_backward)
+
+
 class CouplingNetwork(nn.Module):
   """NN(x1) of a coupling (SPEC 3): any function works, since it is never inverted.
 
@@ -17,7 +51,9 @@ class CouplingNetwork(nn.Module):
     conv1x1(width -> width) + ActNorm + ReLU + dropout
     conv3x3(width -> C_out), zero-initialised, times exp(learned per-channel log-scale)
 
-  The zero initialisation makes every coupling start as the identity.
+  The zero initialisation makes every coupling start as the identity. ActNorm,
+  ReLU and dropout run as one fused operation (`normalise_relu_dropout`); the
+  parameters keep their modules' names (`ActNorm_0/log_scale`, ...).
   """
 
   out_channels: int
@@ -35,10 +71,14 @@ class CouplingNetwork(nn.Module):
       )
 
     h = x
+    keep_probability = 1.0 - self.dropout
     for kernel_size in (3, 1):
-      h = conv_layer(self.width, kernel_size)(h)
-      h, _ = actnorm.ActNorm()(h)
-      h = dropout.Dropout(self.dropout)(nn.relu(h), deterministic=not train)
+      y = conv_layer(self.width, kernel_size)(h)
+      log_scale, bias = actnorm.ActNorm().log_scale_and_bias(y)
+      keep = None
+      if train and self.dropout:
+        keep = dropout.keep_mask(self.make_rng("dropout"), y.shape, keep_probability)
+      h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability)
     h = conv_layer(self.out_channels, 3, kernel_init=nn.initializers.zeros, name="zero_conv")(h)
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,), jnp.float32)
     log_scale = self.param("log_scale", nn.initializers.zeros, (self.out_channels,), jnp.float32)
@@ -46,7 +86,14 @@ class CouplingNetwork(nn.Module):
 
 
 class _Coupling(bijection.Bijection):
-  """Splits channels in halves (x1, x2), keeps x1 and transforms x2 given NN(x1)."""
+  """Splits channels in halves (x1, x2), keeps x1 and transforms x2 given h = NN(x1):
+
+    forward:  y = (x1, transform(h, x2)),   inverse:  x = (y1, untransform(h, y2)),
+
+  with `transform` and `untransform` pure functions of (h, half) that return
+  the half and its log-det (`invjax.blocks.reversible.CouplingStage` calls them
+  directly to evaluate NN once in its backward pass).
+  """
 
   width: int = 128
   dropout: float = 0.1
@@ -55,7 +102,8 @@ class _Coupling(bijection.Bijection):
   conditioner_outputs_per_channel = 1
 
   @nn.compact
-  def _conditioner(self, x1: jax.Array, train: bool) -> jax.Array:
+  def conditioner(self, x1: jax.Array, train: bool = False) -> jax.Array:
+    """h = NN(x1)."""
     network = CouplingNetwork(
         out_channels=self.conditioner_outputs_per_channel * x1.shape[-1],
         width=self.width,
@@ -74,6 +122,16 @@ class _Coupling(bijection.Bijection):
       )
     return x[..., : channels // 2], x[..., channels // 2 :]
 
+  def __call__(self, x, train=False):
+    x1, x2 = self._halves(x)
+    y2, logdet = self.transform(self.conditioner(x1, train), x2)
+    return jnp.concatenate([x1, y2], -1), logdet
+
+  def inverse(self, y, train=False):
+    y1, y2 = self._halves(y)
+    x2, logdet = self.untransform(self.conditioner(y1, train), y2)
+    return jnp.concatenate([y1, x2], -1), logdet
+
 
 class AdditiveCoupling(_Coupling):
   r"""Volume-preserving coupling (NICE / i-RevNet).
@@ -83,15 +141,13 @@ class AdditiveCoupling(_Coupling):
     log|det| = 0.
   """
 
-  def __call__(self, x, train=False):
-    x1, x2 = self._halves(x)
-    y2 = x2 + self._conditioner(x1, train)
-    return jnp.concatenate([x1, y2], -1), bijection.zero_logdet(x)
+  @staticmethod
+  def transform(h, x2):
+    return x2 + h, bijection.zero_logdet(x2)
 
-  def inverse(self, y, train=False):
-    y1, y2 = self._halves(y)
-    x2 = y2 - self._conditioner(y1, train)
-    return jnp.concatenate([y1, x2], -1), bijection.zero_logdet(y)
+  @staticmethod
+  def untransform(h, y2):
+    return y2 - h, bijection.zero_logdet(y2)
 
 
 class AffineCoupling(_Coupling):
@@ -104,18 +160,17 @@ class AffineCoupling(_Coupling):
 
   conditioner_outputs_per_channel = 2
 
-  def _shift_and_log_scale(self, x1, train):
-    shift, s = jnp.split(self._conditioner(x1, train), 2, axis=-1)
+  @staticmethod
+  def _shift_and_log_scale(h):
+    shift, s = jnp.split(h, 2, axis=-1)
     return shift, jax.nn.log_sigmoid(s + 2.0)
 
-  def __call__(self, x, train=False):
-    x1, x2 = self._halves(x)
-    shift, log_scale = self._shift_and_log_scale(x1, train)
-    y2 = (x2 + shift) * jnp.exp(log_scale)
-    return jnp.concatenate([x1, y2], -1), jnp.sum(log_scale, axis=(1, 2, 3))
+  @staticmethod
+  def transform(h, x2):
+    shift, log_scale = AffineCoupling._shift_and_log_scale(h)
+    return (x2 + shift) * jnp.exp(log_scale), jnp.sum(log_scale, axis=(1, 2, 3))
 
-  def inverse(self, y, train=False):
-    y1, y2 = self._halves(y)
-    shift, log_scale = self._shift_and_log_scale(y1, train)
-    x2 = y2 * jnp.exp(-log_scale) - shift
-    return jnp.concatenate([y1, x2], -1), -jnp.sum(log_scale, axis=(1, 2, 3))
+  @staticmethod
+  def untransform(h, y2):
+    shift, log_scale = AffineCoupling._shift_and_log_scale(h)
+    return y2 * jnp.exp(-log_scale) - shift, -jnp.sum(log_scale, axis=(1, 2, 3))
