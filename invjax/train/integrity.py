@@ -40,14 +40,13 @@ class CorruptCheckpoint(ValueError):
 
 
 def _name(path) -> str:
-  parts = []
-  for key in path:
-    parts.append(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))))
-  return ".".join(parts)
+  """A tree path as dotted names, alike for dataclass fields and dict keys (orbax's metadata
+  holds dicts where the train state has dataclasses)."""
+  return ".".join(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path)
 
 
 def _host_array(leaf) -> np.ndarray:
-  """The full value of a (replicated) leaf on this host."""
+  """The full value of a leaf on this host: the train state is replicated, so any shard is all of it."""
   if isinstance(leaf, jax.Array):
     return np.asarray(leaf.addressable_data(0))
   return np.asarray(leaf)
