@@ -1,13 +1,13 @@
 """Every config field is checked before any work (issue 17): each class of bad value, for
 each field it applies to, gets a ValueError naming the field and what is allowed."""
 
+import importlib
 import math
 import re
 
 import ml_collections
 import pytest
 
-from configs import mnist_cnn
 from invjax import train
 from test_train import micro_config
 
@@ -56,9 +56,21 @@ def test_each_class_of_bad_value_is_rejected_naming_the_field(name, value):
   assert "\n" not in str(error.value)
 
 
-def test_the_shipped_configs_pass():
-  train.validate(micro_config(), num_devices=8)
-  train.validate(mnist_cnn.get_config("tiny"), num_devices=4)
+@pytest.mark.parametrize("name", ["mnist_ce", "mnist_ice", "mnist_cnn", "shift_mnist_ce", "shift_mnist_ice",
+                                  "shift_mnist_cnn", "imagenet_ce", "imagenet_ice", "mnist_demo"])
+@pytest.mark.parametrize("variant", [None, "tiny"])
+def test_the_shipped_configs_pass(name, variant):
+  config = importlib.import_module(f"configs.{name}").get_config(variant)
+  for run_config in ([config.flow, config.judge] if name == "mnist_demo" else [config]):
+    train.validate(run_config, num_devices=1)
+
+
+def test_a_typo_in_a_config_files_model_section_is_named():
+  config = micro_config()
+  config.model.unlock()
+  config.model.widht = 4
+  with pytest.raises(ValueError, match="config.model.widht is not a fi_revnet field"):
+    train.validate(config, num_devices=8)
 
 
 def test_a_missing_field_is_named():

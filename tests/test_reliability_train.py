@@ -72,6 +72,7 @@ def run_copy(run, tmp_path) -> pathlib.Path:
     ({"log_every_steps": 0}, r"log_every_steps=0 must be an integer >= 1"),
     ({"seed": 1}, r"config.seed: run has 0, now 1"),
     ({"batch_size": 12}, r"multiple of the 8 devices"),
+    ({"dataset_options.contrast": 2.0}, r"config.dataset_options: mnist has no option\(s\) contrast"),
 ])
 def test_a_failed_start_changes_no_file_of_the_run(run, overrides, message):
   before = tree_hash(run)

@@ -170,7 +170,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   if steps_per_epoch < 1:
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {config.dataset} training set.")
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
-  first_batch = next(train_batches(config, mesh, 0, steps_per_epoch))
+  try:
+    first_batch = next(train_batches(config, mesh, 0, steps_per_epoch))
+  except TypeError as error:  # `data` names the options a dataset does not take
+    if "option" not in str(error):
+      raise
+    raise ValueError(f"config.dataset_options: {error}") from None
   parts, abstract_state = build_checked(config, mesh, steps_per_epoch, first_batch["image"], init_key)
   create_state = lambda: jax.jit(parts.create_state, out_shardings=parallel.replicated(mesh))(
       first_batch["image"], init_key)

@@ -98,9 +98,18 @@ def _check_schedule(config) -> None:
 
 def _check_model(config) -> None:
   _choice(config, "model.kind", state_lib.MODEL_KINDS)
-  _number(config, "model.dropout", 0.0, 1.0, meaning=" (a drop probability; 1 would drop everything)")
-  if config.model.kind != "fi_revnet":
+  if config.model.kind == "cnn":
+    if "dropout" in config.model:
+      _number(config, "model.dropout", 0.0, 1.0, meaning=" (a drop probability; 1 would drop everything)")
+    for name in ("channels", "hidden"):
+      if name in config.model:
+        _integers(config, f"model.{name}", 1, allow_single=True)
     return
+  known = {"kind", "compute_dtype", *state_lib.FI_REVNET_FIELDS}
+  unknown = sorted(set(config.model) - known)
+  if unknown:
+    raise ValueError(f"config.model.{unknown[0]} is not a fi_revnet field; they are {tuple(sorted(known))}.")
+  _number(config, "model.dropout", 0.0, 1.0, meaning=" (a drop probability; 1 would drop everything)")
   _integer(config, "model.num_levels", 1)
   _integers(config, "model.steps_per_level", 1, allow_single=True)
   _integer(config, "model.width", 1)
