@@ -5,10 +5,11 @@ Three parts (`python -m experiments.demo`):
 * `flow`: a training config (configs/base.py) for a fi-RevNet trained with
   plain cross-entropy, small enough to reach under 3% MNIST test error in
   about a minute on a 2-core CPU: fewer, narrower flow steps than the paper's,
-  most of them in the cheap last level (4x4 positions), one pass over part of
-  the training set. The nuisance classifier that every fi-RevNet run trains
-  beside the flow is shrunk to a linear layer taking one step per batch: CE
-  ignores it, and the demo never asks it anything.
+  most of them in the cheap last level (4x4 positions), about one epoch at a
+  high learning rate (warmed up, then decayed for the last 100 steps). The
+  nuisance classifier that every fi-RevNet run trains beside the flow is shrunk
+  to one small layer taking one step per batch: CE ignores it, and the demo
+  never asks it anything.
 * `judge`: a training config for a small CNN (`invjax.models.CNN`) trained on
   the same images. It stands in for a human observer: it never sees z_n, so
   when it puts a metamer F^-1(z_s(a), z_n(b)) in b's class, the metamer looks
@@ -27,12 +28,14 @@ from configs import base
 def _flow() -> ml_collections.ConfigDict:
   config = base.get_config()
   with config.ignore_type():
-    config.model.steps_per_level = (1, 2, 4)
+    config.model.steps_per_level = (2, 2, 6)
   config.model.width = 32
   config.model.dropout = 0.0
   config.batch_size = 128
-  config.total_steps = 400
-  config.optimizer.decay_epochs = ()
+  config.total_steps = 500  # 1.07 epochs
+  config.optimizer.learning_rate = 5e-3
+  config.optimizer.warmup_epochs = 0.1
+  config.optimizer.decay_epochs = (0.85,)  # x0.2 for the last 100 steps
   config.nuisance_classifier.hidden = (16,)
   config.nuisance_classifier.steps_per_batch = 1
   config.eval_examples = 0  # the whole test set: the error the demo prints
@@ -46,7 +49,7 @@ def _flow() -> ml_collections.ConfigDict:
 def _judge() -> ml_collections.ConfigDict:
   config = base.get_config()
   config.model = ml_collections.ConfigDict(
-      {"kind": "cnn", "channels": (8, 16), "hidden": 64, "dropout": 0.0})
+      {"kind": "cnn", "channels": (16, 32), "hidden": 128, "dropout": 0.0})
   config.batch_size = 128
   config.total_steps = 300
   config.optimizer.learning_rate = 3e-3
