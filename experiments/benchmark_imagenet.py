@@ -6,7 +6,11 @@ r"""Measures the ImageNet job on this machine: one fiRevNet48 train step and the
 `step`: the train step of configs/imagenet_ice.py (or --config) at 224x224
 and a small batch: its compile time, step time, XLA's cost analysis (FLOPs
 per image, forward and train step), compiled temporary memory at two batch
-sizes (per example: their difference) and the parameter count;
+sizes (per example: their difference) and the parameter count. XLA counts a
+loop body once: since the flow steps of a level run as one `lax.scan`, the
+cost analysis covers one step per level (the `_per_scan_body` numbers), and
+the CPU compiler's temporary memory leaves out what the loops allocate;
+docs/imagenet.md has the counts of the unrolled model.
 the step's wall and process CPU time (on a shared machine the CPU time
 divided by the core count is the more stable number); from those,
 an estimate of the accelerator memory one device needs at
@@ -112,8 +116,8 @@ def measure_step(config) -> None:
       "step_seconds": [round(t, 2) for t in times], "step_cpu_seconds": [round(t, 2) for t in cpu_times],
       "images_per_second": size / float(np.median(times)),
       "model_parameters": int(model_params), "nuisance_classifier_parameters": int(nuisance_params),
-      "forward_gflops_per_image": _flops(compiled_forward) / size / 1e9,
-      "train_step_gflops_per_image": _flops(compiled) / size / 1e9,
+      "forward_gflops_per_image_per_scan_body": _flops(compiled_forward) / size / 1e9,
+      "train_step_gflops_per_image_per_scan_body": _flops(compiled) / size / 1e9,
       "temp_gib": temp / GIB, "temp_gib_batch_minus_1": temp_smaller / GIB,
       "temp_gib_per_example": per_example / GIB, "state_gib": state_bytes / GIB,
       "estimated_device_gib_at_per_device_batch": device_bytes / GIB,
