@@ -112,6 +112,19 @@ def test_safe_changes_resume_and_are_recorded(run_copy):
   assert sorted(p.name for p in (run_copy / integrity.CHECKSUM_DIR).iterdir()) == ["6.json"]
 
 
+def test_a_run_saved_before_an_option_existed_resumes_with_it_off(run_copy):
+  stored = identity.stored_config(run_copy)
+  del stored["loss"]["label_dependence_weight"], stored["model"]["dropout"]
+  (run_copy / identity.CONFIG_FILE).write_text(json.dumps(stored))
+  with pytest.raises(ValueError, match=r"config.model.dropout: run has '<absent>', now 0.1\)\. Only"):
+    train.train_and_evaluate(micro_config(), run_copy)
+  stored["model"]["dropout"] = 0.1
+  (run_copy / identity.CONFIG_FILE).write_text(json.dumps(stored))
+  assert train.train_and_evaluate(micro_config(), run_copy)["step"] == 4
+  assert '"loss.label_dependence_weight": {"from": "<absent>", "to": 0.0}' in (
+      run_copy / identity.HISTORY_FILE).read_text()
+
+
 def _flip_bytes(checkpoint: pathlib.Path) -> None:
   """Inverts 4 KiB (or all) of the largest data file of a checkpoint, as a bad disk would."""
   data_file = max((p for p in checkpoint.rglob("*") if p.is_file() and p.parent.name == "d"),

@@ -12,7 +12,9 @@ parameters, and config.json would describe the checkpoints wrongly.
 evaluated, logged or checkpointed, and how long it trains (total_steps), plus
 `model.backprop` (the same gradients, computed by autodiff or by inverting the
 reversible blocks). Such changes are allowed, and each is appended to
-`workdir/config_history.jsonl` with the step it took effect at.
+`workdir/config_history.jsonl` with the step it took effect at. So is a field
+that config.json predates when its value is "off" (0, "", False, empty): options
+are added to the code base that way.
 """
 
 import json
@@ -67,16 +69,22 @@ def stored_config(workdir: pathlib.Path) -> dict | None:
                      "from a copy, or start a new run in a new workdir.") from None
 
 
+def _allowed(name: str, old, new) -> bool:
+  """A safe field, or one the run's config.json predates that is off (0, "", False, empty): the
+  code base adds options that way, and a run saved before one existed trained without it."""
+  return name in SAFE_FIELDS or (old == _ABSENT and new in (0, "", False, None, [], {}))
+
+
 def check_resume(stored: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, tuple]:
-  """The safe changes from `stored` to `config`; ValueError naming every other differing field."""
+  """The allowed changes from `stored` to `config`; ValueError naming every other differing field."""
   changes = differences(stored, as_plain(config))
-  refused = {name: values for name, values in changes.items() if name not in SAFE_FIELDS}
+  refused = {name: values for name, values in changes.items() if not _allowed(name, *values)}
   if refused:
     listed = "; ".join(f"config.{name}: run has {old!r}, now {new!r}" for name, (old, new) in refused.items())
     raise ValueError(
         f"{workdir} holds a run with a different config ({listed}). Only {', '.join(SAFE_FIELDS)} may change "
         f"on resume: drop those overrides to resume the run, or pass a new --workdir to start another run.")
-  return {name: values for name, values in changes.items() if name in SAFE_FIELDS}
+  return {name: values for name, values in changes.items() if name not in refused}
 
 
 def record_start(config: ml_collections.ConfigDict, workdir: pathlib.Path, step: int,
