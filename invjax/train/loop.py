@@ -3,6 +3,9 @@
 A run is reproducible from (config, workdir): the data order of epoch e comes
 from (config.seed, e), the step noise from (config.seed, step), so a job that
 resumes from a checkpoint continues exactly where the uninterrupted run would be.
+What keeps a run safe from bad input and faults lives beside this module:
+`validation` (config checks), `identity` (what may change on resume),
+`integrity` (checksummed checkpoints), `workdir_lock` and `preemption`.
 """
 
 import contextlib
