@@ -133,6 +133,29 @@ def test_shared_whole_image_textures_are_train_images(tfds_dir):
       assert _matching_windows(ring, border, test_bank[category], 255) == 0
 
 
+def test_few_shared_texture_images_serve_train_and_test(tfds_dir):
+  options = dict(texture_max=255, texture_size=32, texture_images="shared", texture_images_per_class=2)
+  train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR, size=32)
+  border = np.ones((32, 32), bool)
+  preprocess.digit_area(border)[...] = False
+  for split in ("train", "test", "test_shifted"):
+    shifted = shift_mnist.load("textured", split, data_dir=tfds_dir, dtd_dir=DTD_DIR, **options)
+    for index in range(5):
+      ring, category = shifted.images[index], shifted.features[index]
+      assert _matching_windows(ring, border, train_bank[category, :2], 255) >= 1
+      assert _matching_windows(ring, border, train_bank[category, 2:], 255) == 0
+
+
+def test_more_texture_images_than_the_bank_holds_are_refused(tfds_dir):
+  load = lambda **options: shift_mnist.load("textured", "test", data_dir=tfds_dir, dtd_dir=DTD_DIR, **options)
+  with pytest.raises(ValueError, match=r"the test texture bank has 11 images per category: use at most 11 "
+                                       r"\(0: all\), or texture_images='shared'"):
+    load(texture_images_per_class=12)
+  with pytest.raises(ValueError, match="texture_images_per_class is a count of images >= 0"):
+    load(texture_images_per_class=-1)
+  assert load(texture_images="shared", texture_images_per_class=23).images.shape == (NUM_TEST, 32, 32)
+
+
 def test_bad_texture_options_say_what_is_allowed(tfds_dir):
   with pytest.raises(ValueError, match=r"texture_images is one of \('disjoint', 'shared'\), not 'same'"):
     shift_mnist.load("textured", "test", data_dir=tfds_dir, dtd_dir=DTD_DIR, texture_images="same")

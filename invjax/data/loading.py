@@ -157,7 +157,7 @@ def load(
     drop_remainder: None drops an incomplete final batch for "train" only;
       otherwise it is padded to `batch_size` with `mask` False.
     **dataset_options: shift_mnist: data_seed, dtd_dir, texture_max,
-      texture_size, texture_images; spheres: dimension,
+      texture_size, texture_images, texture_images_per_class; spheres: dimension,
       inner_radius, outer_radius, num_examples, data_seed; imagenet:
       image_size, shuffle_buffer.
 

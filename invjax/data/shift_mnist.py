@@ -28,12 +28,16 @@ dark background.
 Train crops come from train texture images, `test` and `test_shifted` crops
 from the disjoint test texture images (see `textures`), as SPEC 7 asks.
 
-Two options make the texture a stronger shortcut, for experiments beyond
+Three options make the texture a stronger shortcut, for experiments beyond
 SPEC 7: `texture_size` (the side the texture images are resized to before the
-32x32 crop; 32 makes every crop a whole image) and `texture_images="shared"`
+32x32 crop; 32 makes every crop a whole image), `texture_images="shared"`
 (test crops from the train texture images too, so the clean test set is the
-training distribution in every respect). With disjoint images a model can
-only be fooled by a texture category it recognises in unseen images.
+training distribution in every respect) and `texture_images_per_class=n`
+(only the first n texture images of each category, in file-name order; 0: all
+of them). With disjoint images a model can only be fooled by a texture
+category it recognises in unseen images; with shared images and a small n it
+is fooled by the few images it has memorised, as the shift then changes only
+which category goes with which digit.
 
 Every split is a deterministic function of the MNIST split, the textures and
 `seed`.
@@ -58,6 +62,7 @@ TEXTURE_DEFAULTS = {
     "texture_max": TEXTURE_MAX,
     "texture_size": textures.TEXTURE_SIZE,
     "texture_images": TEXTURE_IMAGES[0],
+    "texture_images_per_class": 0,  # 0: every image of the bank
 }
 
 
@@ -143,6 +148,18 @@ def make_split(
   return ShiftMnistSplit(images, labels.astype(np.int32), features)
 
 
+def _first_images(bank: np.ndarray, count: int, texture_split: str) -> np.ndarray:
+  """The first `count` images of each category of `bank` (10, n, size, size); all of them for 0."""
+  available = bank.shape[1]
+  if count > available:
+    raise ValueError(
+        f"texture_images_per_class={count}, but the {texture_split} texture bank has {available} images per "
+        f"category: use at most {available} (0: all)"
+        + (", or texture_images='shared', whose test crops come from the train images." if texture_split == "test"
+           else "."))
+  return bank[:, :count] if count else bank
+
+
 def _check(variant: str, split: str) -> None:
   if variant not in VARIANTS:
     raise ValueError(f"Unknown shift_mnist variant {variant!r}; choose one of {VARIANTS}.")
@@ -152,7 +169,8 @@ def _check(variant: str, split: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _load_cached(
-    variant, split, seed, texture_max, texture_size, texture_images, data_dir, manual_dir, dtd_dir
+    variant, split, seed, texture_max, texture_size, texture_images, texture_images_per_class, data_dir,
+    manual_dir, dtd_dir
 ) -> ShiftMnistSplit:
   mnist_split = "train" if split == "train" else "test"
   digits, labels = sources.load_digits("mnist", mnist_split, data_dir=data_dir, manual_dir=manual_dir)
@@ -161,6 +179,7 @@ def _load_cached(
   if needs_textures:
     texture_split = "train" if texture_images == "shared" else mnist_split
     bank = textures.load_texture_bank(texture_split, dtd_dir=dtd_dir, data_dir=data_dir, size=texture_size)
+    bank = _first_images(bank, texture_images_per_class, texture_split)
   result = make_split(variant, split, digits, labels, bank, seed, texture_max)
   for array in result:
     array.flags.writeable = False
@@ -175,6 +194,7 @@ def load(
     texture_max: int = TEXTURE_MAX,
     texture_size: int = textures.TEXTURE_SIZE,
     texture_images: str = TEXTURE_IMAGES[0],
+    texture_images_per_class: int = 0,
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     dtd_dir: str | os.PathLike | None = None,
@@ -191,12 +211,18 @@ def load(
       before cropping (default 64; 32: each crop is a whole image).
     texture_images: textured only: "disjoint" (SPEC 7: test crops from the
       held-out texture images) or "shared" (test crops from the train images).
+    texture_images_per_class: textured only: crops come from the first n
+      images of each category (0, the default: all; at most 23 train and,
+      with "disjoint", 11 test images).
     data_dir, manual_dir: where TFDS MNIST lives / is prepared from (`sources`).
     dtd_dir: DTD folder for the textures (`textures`).
   """
   _check(variant, split)
   if texture_images not in TEXTURE_IMAGES:
     raise ValueError(f"texture_images is one of {TEXTURE_IMAGES}, not {texture_images!r}.")
+  count = texture_images_per_class
+  if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    raise ValueError(f"texture_images_per_class is a count of images >= 0 (0: all), not {count!r}.")
   return _load_cached(
       variant,
       split,
@@ -204,5 +230,6 @@ def load(
       texture_max,
       texture_size,
       texture_images,
+      texture_images_per_class,
       *(None if path is None else os.fspath(path) for path in (data_dir, manual_dir, dtd_dir)),
   )
