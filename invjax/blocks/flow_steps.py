@@ -17,7 +17,9 @@ step its slice of the stacked `step_constants`.
 scan (memory grows with n), "reversible" rebuilds each step's input from its
 output with the exact inverse (memory independent of n; about one more
 coupling-network evaluation per step). Both compute the same function and the
-same gradients up to float rounding.
+same gradients up to float rounding. `scan_unroll` is `jax.lax.scan`'s unroll
+(True: the whole chain unrolled, as XLA's cost analysis needs to count every
+step's FLOPs: it counts a loop body once).
 
 Initialisation is data-dependent as in an unrolled chain: `init` runs the steps
 in order on the given batch, each ActNorm normalising what reaches it.
@@ -79,20 +81,17 @@ class FlowStep(bijection.Bijection):
     y, norm_logdet = self.actnorm.inverse(y)
     return y, norm_logdet + mix_logdet
 
-  def couple(self, x, train=False):
-    """The second stage, the coupling."""
-    return self.coupling_layer(x, train=train)
-
-  def uncouple(self, y, train=False):
-    return self.coupling_layer.inverse(y, train=train)
+  def condition(self, x1, train=False):
+    """NN(x1) of the second stage, the coupling."""
+    return self.coupling_layer.conditioner(x1, train)
 
   def __call__(self, x, train=False, constants=None):
     u, mix_logdet = self.mix(x, constants)
-    y, coupling_logdet = self.couple(u, train)
+    y, coupling_logdet = self.coupling_layer(u, train=train)
     return y, mix_logdet + coupling_logdet
 
   def inverse(self, y, train=False, constants=None):
-    u, coupling_logdet = self.uncouple(y, train)
+    u, coupling_logdet = self.coupling_layer.inverse(y, train=train)
     x, mix_logdet = self.unmix(u, constants)
     return x, mix_logdet + coupling_logdet
 
@@ -108,6 +107,7 @@ class FlowSteps(bijection.Bijection):
   compute_dtype: jnp.dtype | None = None
   first_seed: int = 0
   backprop: Literal["autodiff", "reversible"] = "autodiff"
+  scan_unroll: int | bool = 1
 
   def _step(self) -> FlowStep:
     return FlowStep(permutation=self.permutation, coupling=self.coupling, width=self.width,
@@ -139,14 +139,13 @@ class FlowSteps(bijection.Bijection):
 
     return self.param("steps", init_steps)
 
-  def _stage_pairs(self, channels: int, train: bool) -> tuple[reversible.StagePair, ...]:
+  def _stages(self, channels: int, train: bool) -> tuple[reversible.Stage, reversible.CouplingStage]:
+    """The two stages of every step: ActNorm + permutation, then the coupling."""
     step, constants = self._step(), self._constants(channels)
+    coupling_class = COUPLINGS[self.coupling]
 
     def step_constants(index):
       return jax.tree.map(lambda table: jnp.asarray(table)[index], constants)
-
-    def rngs(key):
-      return {} if key is None else {"dropout": jax.random.wrap_key_data(key)}
 
     def mix(params, index, key, x):
       return step.apply({"params": params}, x, step_constants(index), method=FlowStep.mix)
@@ -154,13 +153,12 @@ class FlowSteps(bijection.Bijection):
     def unmix(params, index, key, y):
       return step.apply({"params": params}, y, step_constants(index), method=FlowStep.unmix)
 
-    def couple(params, index, key, x):
-      return step.apply({"params": params}, x, train, rngs=rngs(key), method=FlowStep.couple)
+    def condition(params, index, key, x1):
+      rngs = {} if key is None else {"dropout": jax.random.wrap_key_data(key)}
+      return step.apply({"params": params}, x1, train, rngs=rngs, method=FlowStep.condition)
 
-    def uncouple(params, index, key, y):
-      return step.apply({"params": params}, y, train, rngs=rngs(key), method=FlowStep.uncouple)
-
-    return (mix, unmix), (couple, uncouple)
+    return (reversible.Stage(mix, unmix),
+            reversible.CouplingStage(condition, coupling_class.transform, coupling_class.untransform))
 
   def _step_keys(self, train: bool):
     """Dropout key data of each step, `(num_steps, ...)` uint32, or None without dropout."""
@@ -172,8 +170,9 @@ class FlowSteps(bijection.Bijection):
     check_choice("backprop", self.backprop, BACKPROPS)
     params = self._stacked_params(jax.lax.stop_gradient(x), through_inverse=False)
     chain = reversible.reversible_chain if self.backprop == "reversible" else reversible.chain_forward
-    return chain(self._stage_pairs(x.shape[-1], train), params, self._step_keys(train), x)
+    return chain(self._stages(x.shape[-1], train), self.scan_unroll, params, self._step_keys(train), x)
 
   def inverse(self, y, train=False):
     params = self._stacked_params(jax.lax.stop_gradient(y), through_inverse=True)
-    return reversible.chain_inverse(self._stage_pairs(y.shape[-1], train), params, self._step_keys(train), y)
+    stages = self._stages(y.shape[-1], train)
+    return reversible.chain_inverse(stages, self.scan_unroll, params, self._step_keys(train), y)

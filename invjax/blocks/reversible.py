@@ -3,10 +3,10 @@ r"""A chain of invertible steps as one scan, with plain or reversible backpropag
 The chain is y = f_n o ... o f_1 (x), where step i has parameters p_i (stacked
 along a leading axis of every leaf of `params`) and is itself a short sequence
 of *stages* g_{i,1}, ..., g_{i,m} (for a flow step: ActNorm + permutation, then
-the coupling). Every stage is a pure function
+the coupling). Every stage has pure functions
 
-    stage(p_i, i, key_i, x) -> (y, logdet)       with an exact inverse
-    stage_inverse(p_i, i, key_i, y) -> (x, logdet),
+    forward(p_i, i, key_i, x) -> (y, logdet)       and its exact inverse
+    inverse(p_i, i, key_i, y) -> (x, logdet),
 
 where `key_i` is the step's dropout key data (or None), so the inverse sees the
 same dropout masks as the forward pass. The log-det of the chain is the sum of
@@ -21,11 +21,10 @@ forward pass keeps only the chain's output. Its backward pass walks the steps
 in reverse (a reverse scan) and, stage by stage, rebuilds the stage's input
 from its output with the exact inverse and pulls the cotangent back through
 `jax.vjp` of the stage at that input (Gomez et al. 2017, "The Reversible
-Residual Network"; memory O(1) in n). Splitting a step into stages matters for
-speed: the coupling's inverse computes NN(y1) and the re-run forward computes
-NN(x1) on the same array (x1 = y1), so XLA evaluates the coupling network once
-for both, and the backward pass costs one network evaluation more than plain
-autodiff instead of two.
+Residual Network"; memory O(1) in n). A `Stage` is rebuilt by its inverse and
+re-run; a `CouplingStage` evaluates its network NN once for both, since its
+input x1 = y1 is known from the output: the backward pass then costs one
+network evaluation more than plain autodiff instead of two.
 
 Recomputation error: a rebuilt input differs from the one the forward pass saw
 by the inverse's float rounding, and these differences add up over the steps
@@ -36,6 +35,7 @@ parameters (tests/test_reversible.py), the gradients agree with plain autodiff
 to about 1e-6 relative; float64 agrees to 1e-12.
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 
@@ -45,37 +45,96 @@ import numpy as np
 
 from invjax.blocks import bijection
 
-Stage = Callable[..., tuple[jax.Array, jax.Array]]
-StagePair = tuple[Stage, Stage]  # (forward, inverse)
+StageFunction = Callable[..., tuple[jax.Array, jax.Array]]  # (params, index, key, x) -> (y, logdet)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """A bijection `forward` with its exact `inverse`, differentiated by re-running `forward`."""
+
+  forward: StageFunction
+  inverse: StageFunction
+
+  def backward(self, params, index, key, y, y_bar, logdet_bar):
+    """`(x, x_bar, params_bar)`: the stage's input rebuilt from `y`, and the cotangents pulled back."""
+    x, _ = self.inverse(params, index, key, y)
+    _, pullback = jax.vjp(lambda p, x: self.forward(p, index, key, x), params, x)
+    params_bar, x_bar = pullback((y_bar, logdet_bar))
+    return x, x_bar, params_bar
+
+
+@dataclasses.dataclass(frozen=True)
+class CouplingStage:
+  r"""A coupling y = (x1, T(x2; h)), h = NN(x1), split at the middle of the last axis.
+
+  `conditioner(params, index, key, x1) -> h` is NN; `transform(h, x2)` and
+  `untransform(h, y2)` are T and its inverse, each with its log-det. The
+  backward pass evaluates NN once, at y1 = x1, for both the reconstruction
+  x2 = T^-1(y2; h) and the cotangents (Gomez et al.'s RevNet backward):
+
+    x2_bar = (dT/dx2)^T y2_bar,  h_bar = (dT/dh)^T (y2_bar, logdet_bar),
+    x1_bar = y1_bar + (dNN/dx1)^T h_bar,  params_bar = (dNN/dparams)^T h_bar.
+  """
+
+  conditioner: Callable[..., jax.Array]
+  transform: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+  untransform: Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+  @staticmethod
+  def _halves(x):
+    return jnp.split(x, 2, axis=-1)
+
+  def forward(self, params, index, key, x):
+    x1, x2 = self._halves(x)
+    y2, logdet = self.transform(self.conditioner(params, index, key, x1), x2)
+    return jnp.concatenate([x1, y2], -1), logdet
+
+  def inverse(self, params, index, key, y):
+    y1, y2 = self._halves(y)
+    x2, logdet = self.untransform(self.conditioner(params, index, key, y1), y2)
+    return jnp.concatenate([y1, x2], -1), logdet
+
+  def backward(self, params, index, key, y, y_bar, logdet_bar):
+    y1, y2 = self._halves(y)
+    y1_bar, y2_bar = self._halves(y_bar)
+    h, conditioner_pullback = jax.vjp(lambda p, x1: self.conditioner(p, index, key, x1), params, y1)
+    x2, _ = self.untransform(h, y2)
+    _, transform_pullback = jax.vjp(self.transform, h, x2)
+    h_bar, x2_bar = transform_pullback((y2_bar, logdet_bar))
+    params_bar, x1_bar = conditioner_pullback(h_bar)
+    return jnp.concatenate([y1, x2], -1), jnp.concatenate([y1_bar + x1_bar, x2_bar], -1), params_bar
 
 
 def _num_steps(params) -> int:
   return jax.tree.leaves(params)[0].shape[0]
 
 
-def _scan_stages(stages: Sequence[Stage], params, step_keys, x, reverse: bool):
+def _scan_stages(stage_functions: Sequence[StageFunction], params, step_keys, x, reverse: bool, unroll):
   def body(carry, inputs):
     x, logdet = carry
     step_params, index, key = inputs
-    for stage in stages:
-      x, stage_logdet = stage(step_params, index, key, x)
+    for stage_function in stage_functions:
+      x, stage_logdet = stage_function(step_params, index, key, x)
       logdet = logdet + stage_logdet
     return (x, logdet), None
 
   indices = jnp.arange(_num_steps(params))
   (y, logdet), _ = jax.lax.scan(
-      body, (x, bijection.zero_logdet(x)), (params, indices, step_keys), reverse=reverse)
+      body, (x, bijection.zero_logdet(x)), (params, indices, step_keys), reverse=reverse, unroll=unroll)
   return y, logdet
 
 
-def chain_forward(stage_pairs: Sequence[StagePair], params, step_keys, x):
-  """`(y, logdet)` of the chain at `x`; differentiated by plain autodiff through the scan."""
-  return _scan_stages([forward for forward, _ in stage_pairs], params, step_keys, x, reverse=False)
+def chain_forward(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, x):
+  """`(y, logdet)` of the chain at `x`; differentiated by plain autodiff through the scan.
+
+  `unroll` is `jax.lax.scan`'s: how many steps one loop iteration runs (True: all).
+  """
+  return _scan_stages([stage.forward for stage in stages], params, step_keys, x, False, unroll)
 
 
-def chain_inverse(stage_pairs: Sequence[StagePair], params, step_keys, y):
+def chain_inverse(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, y):
   """`(x, logdet)` of the inverse chain at `y`: the steps and their stages in reverse order."""
-  return _scan_stages([inverse for _, inverse in reversed(stage_pairs)], params, step_keys, y, reverse=True)
+  return _scan_stages([stage.inverse for stage in reversed(stages)], params, step_keys, y, True, unroll)
 
 
 def _zero_cotangent(value):
@@ -85,18 +144,18 @@ def _zero_cotangent(value):
   return np.zeros(value.shape, jax.dtypes.float0)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def reversible_chain(stage_pairs: Sequence[StagePair], params, step_keys, x):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def reversible_chain(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, x):
   """`chain_forward` whose gradient rebuilds activations with the inverse instead of storing them."""
-  return chain_forward(stage_pairs, params, step_keys, x)
+  return chain_forward(stages, unroll, params, step_keys, x)
 
 
-def _reversible_forward(stage_pairs, params, step_keys, x):
-  y, logdet = chain_forward(stage_pairs, params, step_keys, x)
+def _reversible_forward(stages, unroll, params, step_keys, x):
+  y, logdet = chain_forward(stages, unroll, params, step_keys, x)
   return (y, logdet), (params, step_keys, y)
 
 
-def _reversible_backward(stage_pairs, residuals, cotangents):
+def _reversible_backward(stages, unroll, residuals, cotangents):
   params, step_keys, y = residuals
   y_bar, logdet_bar = cotangents
 
@@ -104,16 +163,14 @@ def _reversible_backward(stage_pairs, residuals, cotangents):
     y, y_bar = carry
     step_params, index, key = inputs
     params_bar = jax.tree.map(jnp.zeros_like, step_params)
-    for forward, inverse in reversed(stage_pairs):
-      x, _ = inverse(step_params, index, key, y)
-      _, pullback = jax.vjp(lambda p, x: forward(p, index, key, x), step_params, x)
-      stage_params_bar, y_bar = pullback((y_bar, logdet_bar))
+    for stage in reversed(stages):
+      y, y_bar, stage_params_bar = stage.backward(step_params, index, key, y, y_bar, logdet_bar)
       params_bar = jax.tree.map(jnp.add, params_bar, stage_params_bar)
-      y = x
     return (y, y_bar), params_bar
 
   indices = jnp.arange(_num_steps(params))
-  (_, x_bar), params_bar = jax.lax.scan(step_back, (y, y_bar), (params, indices, step_keys), reverse=True)
+  (_, x_bar), params_bar = jax.lax.scan(
+      step_back, (y, y_bar), (params, indices, step_keys), reverse=True, unroll=unroll)
   return params_bar, _zero_cotangent(step_keys), x_bar
 
 
