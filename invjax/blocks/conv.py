@@ -13,28 +13,25 @@ as one large matrix product per convolution:
 Gather makes a k*k times wider copy of the input, scatter of the output, so the
 narrow side is the one copied: a coupling network's first convolution (few
 channels in) gathers, its last (few channels out) scatters, and 1x1 kernels are
-plain products. Their gradients are the same two formulations with the offsets
-mirrored (`jax.custom_vjp`): the transpose of a gather is a scatter and the
-transpose of a scatter a gather, so the input gradient is a product with the
-transposed kernel and the kernel gradient one product of the (re-gathered)
-narrow side with the other, contracted over batch and positions.
+plain products. Autodiff differentiates them (forward and reverse mode): the
+transpose of a gather is a scatter with mirrored offsets and vice versa, and the
+kernel gradient is one product of the narrow side's copy with the other side,
+contracted over batch and positions. A custom VJP computing exactly that
+measured no faster and would break forward mode (`jax.jacfwd`).
 
-Why: on the 2-core AVX-512 development CPU, XLA:CPU's native convolution and
-especially its gradients ran at a fraction of the matrix-product rate (a
-coupling network at level 1 of the MNIST preset: 111 ms forward+gradient for
-2 GFLOP of forward work), and plain autodiff of the matrix formulation left
-transposed products and padded copies behind. docs/performance.md has the
-measurements. On GPUs and TPUs the native convolution is kept: the vendor
-libraries are fast there and nothing was measured to say otherwise. Both
-formulations compute the same function on every backend (tests/test_conv.py).
+Why: XLA:CPU's native convolution gradients are the weak point on the 2-core
+AVX-512 development CPU (`../shared/PERF.md`; in one benchmark run the
+separately compiled backward pass of the MNIST preset took 175 s with native
+convolutions against 2.7 s with this formulation, docs/performance.md). On GPUs
+and TPUs the native convolution is kept: the vendor libraries are fast there and
+nothing was measured to say otherwise. Both formulations compute the same
+function on every backend (tests/test_conv.py).
 
-`compute_dtype` (e.g. bfloat16) sets the operand precision of every product,
-forward and backward; products accumulate in the input's precision (float32),
-and the kernel gradient is returned in the kernel's.
+`compute_dtype` (e.g. bfloat16) sets the operand precision of the products;
+they accumulate and return in the input's precision (float32).
 """
 
 import contextlib
-import functools
 
 import flax.linen as nn
 import jax
@@ -46,7 +43,7 @@ _override: list[str] = []
 
 
 def formulation() -> str:
-  """'matmul' (this file's custom VJP) on CPUs, 'native' (XLA convolution) elsewhere,
+  """'matmul' (matrix products) on CPUs, 'native' (XLA convolution) elsewhere,
   unless `use_formulation` says otherwise."""
   if _override:
     return _override[-1]
@@ -96,99 +93,43 @@ def _native_conv(x, kernel, operand_dtype):
 
 
 # --- the matrix-product formulation ---------------------------------------------
+# The narrow side is shifted in channels-major layout (C, B, H, W): each shift then
+# moves rows of W contiguous values, where in NHWC it moved runs of C (6 at level 1
+# of the MNIST preset), which XLA:CPU copies element by element.
 
 
-def _offsets(size: int, sign: int):
-  """(block index, row start, column start) into a map padded by size // 2 on each
-  side, for reading it at offset sign * (i - r, j - r) per kernel tap (i, j)."""
+def _shifted_blocks(x_cm: jax.Array, size: int, sign: int):
+  """Yields (tap t, x_cm read at p + sign * d_t, zero outside) for a (C, B, H, W) map."""
   radius = size // 2
+  height, width = x_cm.shape[2:]
+  padded = jnp.pad(x_cm, ((0, 0), (0, 0), (radius, radius), (radius, radius)))
   for i in range(size):
     for j in range(size):
-      yield i * size + j, radius + sign * (i - radius), radius + sign * (j - radius)
+      row, col = radius + sign * (i - radius), radius + sign * (j - radius)
+      yield i * size + j, padded[:, :, row:row + height, col:col + width]
 
 
-def _pad(x: jax.Array, radius: int) -> jax.Array:
-  return jnp.pad(x, ((0, 0), (radius, radius), (radius, radius), (0, 0)))
-
-
-def _gather(x: jax.Array, size: int, sign: int) -> jax.Array:
-  """(B, H, W, C) -> (B, H, W, size*size*C): block t = x read at p + sign * d_t (zero outside)."""
-  height, width = x.shape[1:3]
-  padded = _pad(x, size // 2)
-  return jnp.concatenate(
-      [padded[:, row:row + height, col:col + width] for _, row, col in _offsets(size, sign)], -1)
-
-
-def _scatter(z: jax.Array, size: int, sign: int) -> jax.Array:
-  """(B, H, W, size*size*C) -> (B, H, W, C): sum over t of block t read at p + sign * d_t."""
-  height, width = z.shape[1:3]
-  channels = z.shape[-1] // (size * size)
-  padded = _pad(z, size // 2)
-  return sum(
-      padded[:, row:row + height, col:col + width, t * channels:(t + 1) * channels]
-      for t, row, col in _offsets(size, sign))
-
-
-def _product(a: jax.Array, b: jax.Array, out_dtype) -> jax.Array:
-  """(..., K) @ (K, N) as one 2D matrix product."""
-  flat = a.reshape(-1, a.shape[-1])
-  return jnp.dot(flat, b, preferred_element_type=out_dtype).reshape(*a.shape[:-1], b.shape[-1])
-
-
-def _outer_product(a: jax.Array, b: jax.Array, out_dtype) -> jax.Array:
-  """a^T b over every leading axis: (..., M), (..., N) -> (M, N)."""
-  return jax.lax.dot_general(
-      a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]), (((0,), (0,)), ((), ())),
-      preferred_element_type=out_dtype)
-
-
-def _scatter_kernel(kernel: jax.Array) -> jax.Array:
-  """HWIO (k, k, I, O) -> (I, k*k*O), the K' of the scatter formulation."""
-  size, _, channels_in, _ = kernel.shape
-  return jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels_in, -1)
-
-
-def _gathers(kernel_shape) -> bool:
-  size, _, channels_in, channels_out = kernel_shape
-  return size > 1 and channels_in <= channels_out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _matmul_conv(x, kernel, operand_dtype):
+def _matmul_conv(x: jax.Array, kernel: jax.Array, operand_dtype) -> jax.Array:
   size, _, channels_in, channels_out = kernel.shape
   acc = x.dtype
+  batch, height, width, _ = x.shape
   x, kernel = x.astype(operand_dtype), kernel.astype(operand_dtype)
+  positions = x.reshape(-1, channels_in)
   if size == 1:
-    return _product(x, kernel[0, 0], acc)
-  if _gathers(kernel.shape):
-    return _product(_gather(x, size, 1), kernel.reshape(-1, channels_out), acc)
-  return _scatter(_product(x, _scatter_kernel(kernel), acc), size, 1)
-
-
-def _matmul_conv_forward(x, kernel, operand_dtype):
-  return _matmul_conv(x, kernel, operand_dtype), (x.astype(operand_dtype), kernel)
-
-
-def _matmul_conv_backward(operand_dtype, residuals, dy):
-  x, kernel = residuals
-  size, _, channels_in, channels_out = kernel.shape
-  acc = dy.dtype
-  dy, operands = dy.astype(operand_dtype), kernel.astype(operand_dtype)
-  if size == 1:
-    dx = _product(dy, operands[0, 0].T, acc)
-    dkernel = _outer_product(x, dy, acc)[None, None]
-  elif _gathers(kernel.shape):
-    dx = _scatter(_product(dy, operands.reshape(-1, channels_out).T, acc), size, -1)
-    dkernel = _outer_product(_gather(x, size, 1), dy, acc).reshape(kernel.shape)
-  else:
-    dz = _gather(dy, size, -1)
-    dx = _product(dz, _scatter_kernel(operands).T, acc)
-    dkernel = _outer_product(x, dz, acc).reshape(channels_in, size, size, channels_out)
-    dkernel = jnp.transpose(dkernel, (1, 2, 0, 3))
-  return dx.astype(acc), dkernel.astype(kernel.dtype)
-
-
-_matmul_conv.defvjp(_matmul_conv_forward, _matmul_conv_backward)
+    y = jnp.dot(positions, kernel[0, 0], preferred_element_type=acc)
+  elif channels_in <= channels_out:  # gather: patches (k*k*C_in, B*H*W) @ K
+    x_cm = jnp.transpose(x, (3, 0, 1, 2))
+    patches = jnp.concatenate([block for _, block in _shifted_blocks(x_cm, size, 1)], 0)
+    y = jax.lax.dot_general(
+        patches.reshape(size * size * channels_in, -1), kernel.reshape(-1, channels_out),
+        (((0,), (0,)), ((), ())), preferred_element_type=acc)
+  else:  # scatter: z = K'^T x, (k*k*C_out, B*H*W), then the shifted sum of its blocks
+    kernel_cm = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels_in, -1)
+    z = jax.lax.dot_general(kernel_cm, positions, (((0,), (1,)), ((), ())), preferred_element_type=acc)
+    z = z.reshape(size * size * channels_out, batch, height, width)
+    y_cm = sum(block[t * channels_out:(t + 1) * channels_out] for t, block in _shifted_blocks(z, size, 1))
+    return jnp.transpose(y_cm, (1, 2, 3, 0))
+  return y.reshape(batch, height, width, channels_out)
 
 
 class Conv2D(nn.Module):

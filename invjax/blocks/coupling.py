@@ -12,16 +12,17 @@ from invjax.blocks import conv
 from invjax.blocks import dropout
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
 def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability):
   r"""h = relu((y + b) * exp(s)) * keep / keep_probability: ActNorm, ReLU and inverted dropout
   (`keep` a boolean mask, or None for no dropout) as one operation.
 
-  Its VJP needs only the output h, which the next convolution keeps anyway:
-  with g = dL/dh where h > 0 (else 0) divided by keep_probability (1 without dropout),
-    dL/dy = g exp(s),  dL/db = sum dL/dy,  dL/ds = sum dL/dh * h,
-  sums over every axis but the last. Autodiff would also keep y and both masks,
-  and pass over them in more loops.
+  Its derivative is written in terms of the output h alone, which the next
+  convolution keeps anyway: with c = exp(s) / keep_probability (no division
+  without dropout),
+    dh = [h > 0] * ((dy + db) * c + h * ds),
+  so reverse mode keeps h (not y and two masks) and forms dL/dy = [h > 0] c dL/dh,
+  dL/db = sum dL/dy and dL/ds = sum h dL/dh in one pass.
   """
   u = (y + bias) * jnp.exp(log_scale)
   if keep is not None:
@@ -29,19 +30,13 @@ def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability):
   return nn.relu(u)
 
 
-def _normalise_relu_dropout_forward(y, bias, log_scale, keep, keep_probability):
+@normalise_relu_dropout.defjvp
+def _normalise_relu_dropout_jvp(keep_probability, primals, tangents):
+  y, bias, log_scale, keep = primals
+  dy, dbias, dlog_scale, _ = tangents
   h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability)
-  return h, (h, jnp.exp(log_scale) / (1.0 if keep is None else keep_probability))
-
-
-def _normalise_relu_dropout_backward(keep_probability, residuals, dh):
-  h, scale = residuals
-  axes = tuple(range(h.ndim - 1))
-  dy = jnp.where(h > 0, dh * scale, 0)
-  return dy, jnp.sum(dy, axes), jnp.sum(dh * h, axes), None
-
-
-normalise_relu_dropout.defvjp(_normalise_relu_dropout_forward, _normalise_relu_dropout_backward)
+  scale = jnp.exp(log_scale) / (1.0 if keep is None else keep_probability)
+  return h, jnp.where(h > 0, (dy + dbias) * scale + h * dlog_scale, 0)
 
 
 class CouplingNetwork(nn.Module):
