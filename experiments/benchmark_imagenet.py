@@ -1,6 +1,7 @@
 r"""Measures the ImageNet job on this machine: one fiRevNet48 train step and the input pipeline.
 
     python -m experiments.benchmark_imagenet --what=step --batch_size=2
+    python -m experiments.benchmark_imagenet --what=memory --batch_size=1   # then 4
     python -m experiments.benchmark_imagenet --what=pipeline
 
 `step`: the train step of configs/imagenet_ice.py (or --config) at 224x224
@@ -19,6 +20,12 @@ an estimate of the accelerator memory one device needs at
 values do not change the cost, so the state is zeros of the right shapes (no
 ActNorm initialisation pass to compile).
 
+`memory`: the peak resident memory the first run of the compiled train step
+adds to the process (sampled every 5 ms; freed memory is reused by later
+runs, so only the first tells), at --batch_size. Run it at two batch sizes,
+each in a process of its own: the difference per example is what the
+activations cost, measured rather than taken from the compiler.
+
 `pipeline`: writes a tiny ImageNet in the manual layout with pictures of
 ImageNet's typical size (300-500 pixels a side), prepares it with TFDS and
 reads training batches (decode, Inception crop, resize to 224, flip, batch)
@@ -29,6 +36,7 @@ Results go to stdout as JSON lines (and --out, if given).
 
 import json
 import tempfile
+import threading
 import time
 
 import jax
@@ -42,7 +50,7 @@ from invjax.data import imagenet, pipeline, tiny_imagenet
 from invjax.train import step as step_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/imagenet_ice.py", "Training configuration file.")
-_WHAT = flags.DEFINE_enum("what", "step", ["step", "pipeline"], "What to measure.")
+_WHAT = flags.DEFINE_enum("what", "step", ["step", "memory", "pipeline"], "What to measure.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 2, "Batch of the measured train step (and batch_size - 1).")
 _STEPS = flags.DEFINE_integer("steps", 2, "Timed train steps after the first.")
 _PER_DEVICE_BATCH = flags.DEFINE_integer("per_device_batch", 64, "Examples per device for the memory estimate.")
@@ -71,7 +79,13 @@ def _flops(compiled) -> float:
   return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
 
 
-def measure_step(config) -> None:
+def _resident_bytes() -> int:
+  with open("/proc/self/status") as status:
+    return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def _step_and_batches(config):
+  """The train step, its parts and `batch_of(size, abstract)`: a batch of random images."""
   image_size = config.dataset_options.image_size
   parts = train.build(config, steps_per_epoch=1251)
   step = step_lib.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx)
@@ -85,6 +99,38 @@ def measure_step(config) -> None:
     return {"image": jax.random.uniform(key, shapes["image"][0], minval=-1, maxval=1),
             "label": jnp.arange(size, dtype=jnp.int32) % config.num_classes, "mask": jnp.ones(size, bool)}
 
+  return parts, step, batch_of, key
+
+
+def measure_memory(config) -> None:
+  parts, step, batch_of, key = _step_and_batches(config)
+  size = _BATCH_SIZE.value
+  abstract_state = jax.eval_shape(parts.create_state, batch_of(size, True)["image"], key)
+  compiled, _ = _compiled(step, abstract_state, batch_of(size, True), key)
+  state = jax.tree.map(lambda leaf: jnp.zeros(leaf.shape, leaf.dtype), abstract_state)
+  batch = jax.block_until_ready(batch_of(size, False))
+  base = peak = _resident_bytes()
+  running = True
+
+  def sample():
+    nonlocal peak
+    while running:
+      peak = max(peak, _resident_bytes())
+      time.sleep(0.005)
+
+  sampler = threading.Thread(target=sample)
+  sampler.start()
+  jax.block_until_ready(compiled(state, batch, key))
+  running = False
+  sampler.join()
+  _report({"measured": "fiRevNet48 train step, first run's resident memory", "config": config.model.to_dict(),
+           "image_size": config.dataset_options.image_size, "batch_size": size,
+           "peak_resident_increase_gib": (peak - base) / GIB})
+
+
+def measure_step(config) -> None:
+  parts, step, batch_of, key = _step_and_batches(config)
+  image_size = config.dataset_options.image_size
   size = _BATCH_SIZE.value
   abstract_state = jax.eval_shape(parts.create_state, batch_of(size, True)["image"], key)
   model_params = sum(leaf.size for leaf in jax.tree.leaves(abstract_state.flow["model"]))
@@ -151,6 +197,8 @@ def main(argv):
     if _BATCH_SIZE.value < 2:
       raise app.UsageError("--batch_size must be at least 2 (the memory per example is a difference).")
     measure_step(config)
+  elif _WHAT.value == "memory":
+    measure_memory(config)
   else:
     measure_pipeline(config.dataset_options.image_size)
 
