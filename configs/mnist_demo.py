@@ -71,7 +71,7 @@ def _tiny(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for part in (config.flow, config.judge):
     part.batch_size = 32
     part.total_steps = 4
-    part.eval_batch_size = 100
+    part.eval_batch_size = 200  # a multiple of the 8 devices the tests simulate
     part.eval_examples = 200
     part.train_eval_examples = 100
     part.log_every_steps = part.eval_every_steps = part.checkpoint_every_steps = 2
