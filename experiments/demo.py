@@ -132,7 +132,8 @@ def main(argv):
   flow_on, judge_on = judged["flow"], judged["judge"]
   print(f"CE fi-RevNet: {flow_error:.2f}% MNIST test error.\n"
         f"Metamers F^-1(z_s(a), z_n(b)) of {judge_on['num_pairs']} test pairs (a, b) of different classes:\n"
-        f"  the fi-RevNet puts {100 * flow_on['logit_source_class']:.1f}% of them in a's class (they carry a's logits);\n"
+        f"  the fi-RevNet puts {100 * flow_on['logit_source_class']:.1f}% of them in a's class "
+        "(they carry a's logits);\n"
         f"  an independent CNN ({judge_error:.2f}% test error) puts {100 * judge_on['nuisance_source_class']:.1f}% "
         f"in the nuisance source b's class ({100 * judge_on['logit_source_class']:.1f}% in a's).\n"
         f"Figure: {figure_path}; numbers: {workdir / 'demo.json'}")
