@@ -59,7 +59,7 @@ def _judge() -> ml_collections.ConfigDict:
   config.train_eval_examples = 1_000
   config.log_every_steps = 50
   config.eval_every_steps = config.total_steps
-  config.checkpoint_every_steps = config.total_steps
+  config.checkpoint_every_steps = 100
   return config
 
 
