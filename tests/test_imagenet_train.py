@@ -65,6 +65,19 @@ def test_ce_and_pod_settings_are_valid_configs():
   assert imagenet_ce.get_config().loss.nuisance_weight == 0 < imagenet_ice.get_config().loss.nuisance_weight
 
 
+def test_the_job_stops_with_one_line_before_writing_when_the_data_is_not_prepared(tmp_path, monkeypatch):
+  monkeypatch.delenv("INVJAX_IMAGENET_DIR", raising=False)
+  workdir = tmp_path / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.train", "--config=configs/imagenet_ice.py:tiny", f"--workdir={workdir}",
+       f"--config.dataset_options.data_dir={tmp_path / 'empty'}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ)
+  assert result.returncode == 1
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert "imagenet2012 (version 5.1.0) is not prepared in" in last_line and "prepare_imagenet" in last_line
+  assert not workdir.exists() or not any(workdir.iterdir())
+
+
 @pytest.mark.slow
 def test_tiny_job_command_lines(tiny_imagenet_dirs, tmp_path):
   """The README's commands: train the :tiny config, run again to go on, then metamers."""
