@@ -28,11 +28,19 @@ network evaluation more than plain autodiff instead of two.
 
 Recomputation error: a rebuilt input differs from the one the forward pass saw
 by the inverse's float rounding, and these differences add up over the steps
-walked back. Additive couplings and permutations invert exactly up to one
-rounding per entry; ActNorm, 1x1 convolutions and affine couplings multiply by
-and divide by scales. Measured in float32 on the MNIST fi-RevNet with perturbed
-parameters (tests/test_reversible.py), the gradients agree with plain autodiff
-to about 1e-6 relative; float64 agrees to 1e-12.
+walked back. Permutations and the coupling's kept half x1 = y1 are exact;
+ActNorm, 1x1 convolutions and affine couplings multiply by and divide by scales.
+A coupling network re-run on a rebuilt input can also flip a ReLU whose input
+lies within rounding of zero, which changes that example's gradient by more
+than the rounding itself. Measured on the MNIST preset (3 levels x 16 steps,
+width 128, perturbed parameters, dropout on, batch 8; gradients of a
+cross-entropy plus negative log-likelihood loss against float64 autodiff):
+float32 autodiff is within 1.3e-6 of the largest entry of every parameter's and
+the input's gradient; float32 reversible within 5.7e-7 with additive
+couplings, and with affine couplings within 1e-6 for 7 of the 8 examples and
+6.5e-3 for the input gradient of the eighth (its parameter gradients, summed
+over the batch, within 6.6e-3). The rebuilt input is within 5e-6 (additive)
+and 6e-6 (affine) of the true one. In float64 the two backprops agree to 1e-15.
 """
 
 import dataclasses
