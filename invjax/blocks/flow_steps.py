@@ -17,9 +17,7 @@ step its slice of the stacked `step_constants`.
 scan (memory grows with n), "reversible" rebuilds each step's input from its
 output with the exact inverse (memory independent of n; about one more
 coupling-network evaluation per step). Both compute the same function and the
-same gradients up to float rounding. `scan_unroll` is `jax.lax.scan`'s unroll
-(True: the whole chain unrolled, as XLA's cost analysis needs to count every
-step's FLOPs: it counts a loop body once).
+same gradients up to float rounding.
 
 Initialisation is data-dependent as in an unrolled chain: `init` runs the steps
 in order on the given batch, each ActNorm normalising what reaches it.
@@ -107,7 +105,6 @@ class FlowSteps(bijection.Bijection):
   compute_dtype: jnp.dtype | None = None
   first_seed: int = 0
   backprop: Literal["autodiff", "reversible"] = "autodiff"
-  scan_unroll: int | bool = 1
 
   def _step(self) -> FlowStep:
     return FlowStep(permutation=self.permutation, coupling=self.coupling, width=self.width,
@@ -170,9 +167,9 @@ class FlowSteps(bijection.Bijection):
     check_choice("backprop", self.backprop, BACKPROPS)
     params = self._stacked_params(jax.lax.stop_gradient(x), through_inverse=False)
     chain = reversible.reversible_chain if self.backprop == "reversible" else reversible.chain_forward
-    return chain(self._stages(x.shape[-1], train), self.scan_unroll, params, self._step_keys(train), x)
+    return chain(self._stages(x.shape[-1], train), params, self._step_keys(train), x)
 
   def inverse(self, y, train=False):
     params = self._stacked_params(jax.lax.stop_gradient(y), through_inverse=True)
     stages = self._stages(y.shape[-1], train)
-    return reversible.chain_inverse(stages, self.scan_unroll, params, self._step_keys(train), y)
+    return reversible.chain_inverse(stages, params, self._step_keys(train), y)

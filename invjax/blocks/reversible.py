@@ -117,7 +117,7 @@ def _num_steps(params) -> int:
   return jax.tree.leaves(params)[0].shape[0]
 
 
-def _scan_stages(stage_functions: Sequence[StageFunction], params, step_keys, x, reverse: bool, unroll):
+def _scan_stages(stage_functions: Sequence[StageFunction], params, step_keys, x, reverse: bool):
   def body(carry, inputs):
     x, logdet = carry
     step_params, index, key = inputs
@@ -128,21 +128,18 @@ def _scan_stages(stage_functions: Sequence[StageFunction], params, step_keys, x,
 
   indices = jnp.arange(_num_steps(params))
   (y, logdet), _ = jax.lax.scan(
-      body, (x, bijection.zero_logdet(x)), (params, indices, step_keys), reverse=reverse, unroll=unroll)
+      body, (x, bijection.zero_logdet(x)), (params, indices, step_keys), reverse=reverse)
   return y, logdet
 
 
-def chain_forward(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, x):
-  """`(y, logdet)` of the chain at `x`; differentiated by plain autodiff through the scan.
-
-  `unroll` is `jax.lax.scan`'s: how many steps one loop iteration runs (True: all).
-  """
-  return _scan_stages([stage.forward for stage in stages], params, step_keys, x, False, unroll)
+def chain_forward(stages: Sequence[Stage | CouplingStage], params, step_keys, x):
+  """`(y, logdet)` of the chain at `x`; differentiated by plain autodiff through the scan."""
+  return _scan_stages([stage.forward for stage in stages], params, step_keys, x, reverse=False)
 
 
-def chain_inverse(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, y):
+def chain_inverse(stages: Sequence[Stage | CouplingStage], params, step_keys, y):
   """`(x, logdet)` of the inverse chain at `y`: the steps and their stages in reverse order."""
-  return _scan_stages([stage.inverse for stage in reversed(stages)], params, step_keys, y, True, unroll)
+  return _scan_stages([stage.inverse for stage in reversed(stages)], params, step_keys, y, reverse=True)
 
 
 def _zero_cotangent(value):
@@ -152,18 +149,18 @@ def _zero_cotangent(value):
   return np.zeros(value.shape, jax.dtypes.float0)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def reversible_chain(stages: Sequence[Stage | CouplingStage], unroll, params, step_keys, x):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def reversible_chain(stages: Sequence[Stage | CouplingStage], params, step_keys, x):
   """`chain_forward` whose gradient rebuilds activations with the inverse instead of storing them."""
-  return chain_forward(stages, unroll, params, step_keys, x)
+  return chain_forward(stages, params, step_keys, x)
 
 
-def _reversible_forward(stages, unroll, params, step_keys, x):
-  y, logdet = chain_forward(stages, unroll, params, step_keys, x)
+def _reversible_forward(stages, params, step_keys, x):
+  y, logdet = chain_forward(stages, params, step_keys, x)
   return (y, logdet), (params, step_keys, y)
 
 
-def _reversible_backward(stages, unroll, residuals, cotangents):
+def _reversible_backward(stages, residuals, cotangents):
   params, step_keys, y = residuals
   y_bar, logdet_bar = cotangents
 
@@ -177,8 +174,7 @@ def _reversible_backward(stages, unroll, residuals, cotangents):
     return (y, y_bar), params_bar
 
   indices = jnp.arange(_num_steps(params))
-  (_, x_bar), params_bar = jax.lax.scan(
-      step_back, (y, y_bar), (params, indices, step_keys), reverse=True, unroll=unroll)
+  (_, x_bar), params_bar = jax.lax.scan(step_back, (y, y_bar), (params, indices, step_keys), reverse=True)
   return params_bar, _zero_cotangent(step_keys), x_bar
 
 

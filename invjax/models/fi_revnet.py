@@ -53,7 +53,6 @@ class FiRevNet(blocks.Bijection):
   dropout: float = 0.1
   compute_dtype: jnp.dtype | None = None
   backprop: Literal["autodiff", "reversible"] = "autodiff"
-  scan_unroll: int | bool = 1  # see blocks.FlowSteps
 
   # --- static geometry -------------------------------------------------------
 
@@ -115,7 +114,6 @@ class FiRevNet(blocks.Bijection):
                 compute_dtype=self.compute_dtype,
                 first_seed=1000 * level,
                 backprop=self.backprop,
-                scan_unroll=self.scan_unroll,
             )
         ])
         for level, num_steps in enumerate(steps)
