@@ -9,7 +9,10 @@ and a small batch: its compile time, step time, XLA's cost analysis (FLOPs
 per image, forward and train step), compiled temporary memory at two batch
 sizes (per example: their difference) and the parameter count. XLA counts a
 loop body once: since the flow steps of a level run as one `lax.scan`, the
-cost analysis covers one step per level (the `_per_scan_body` numbers). For
+cost analysis covers one step per level (the `_per_scan_body` numbers);
+`forward_gflops_per_image` and `train_step_gflops_per_image` count the
+program's matrix products and convolutions instead, scan bodies times their
+length (`experiments.benchmark.product_flops`). For
 the scanned reversible step at 224x224 the CPU compiler reported almost no
 temporary memory (3 KB), which cannot be all it uses; docs/imagenet.md has
 the counts of the unrolled model and smaller sizes.
@@ -45,6 +48,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
+from experiments.benchmark import product_flops
 from invjax import data, train
 from invjax.data import imagenet, pipeline, tiny_imagenet
 from invjax.train import step as step_lib
@@ -137,6 +141,9 @@ def measure_step(config) -> None:
   nuisance_params = sum(leaf.size for leaf in jax.tree.leaves(abstract_state.nuisance))
   forward = lambda params, images: parts.model.apply({"params": params}, images)
   compiled_forward, _ = _compiled(forward, abstract_state.flow["model"], batch_of(size, True)["image"])
+  forward_products = product_flops(
+      jax.make_jaxpr(forward)(abstract_state.flow["model"], batch_of(size, True)["image"]).jaxpr)
+  step_products = product_flops(jax.make_jaxpr(step)(abstract_state, batch_of(size, True), key).jaxpr)
   smaller, smaller_seconds = _compiled(step, abstract_state, batch_of(size - 1, True), key)
   compiled, compile_seconds = _compiled(step, abstract_state, batch_of(size, True), key)
   temp, temp_smaller = (c.memory_analysis().temp_size_in_bytes for c in (compiled, smaller))
@@ -163,6 +170,8 @@ def measure_step(config) -> None:
       "step_seconds": [round(t, 2) for t in times], "step_cpu_seconds": [round(t, 2) for t in cpu_times],
       "images_per_second": size / float(np.median(times)),
       "model_parameters": int(model_params), "nuisance_classifier_parameters": int(nuisance_params),
+      "forward_gflops_per_image": forward_products / size / 1e9,
+      "train_step_gflops_per_image": step_products / size / 1e9,
       "forward_gflops_per_image_per_scan_body": _flops(compiled_forward) / size / 1e9,
       "train_step_gflops_per_image_per_scan_body": _flops(compiled) / size / 1e9,
       "temp_gib": temp / GIB, "temp_gib_batch_minus_1": temp_smaller / GIB,
