@@ -25,7 +25,7 @@ $(INSTALLED): setup.py
 	touch $@
 
 # A CE fi-RevNet and an independent small CNN on real MNIST, then the CE model's
-# metamers as the CNN sees them (about 1.5 minutes on a quiet 2-core CPU; a second
+# metamers as the CNN sees them (about two minutes on a quiet 2-core CPU; a second
 # `make demo` reuses both trained runs). `make demo DEMO_FIGURE=docs/figures/demo_metamers.png`
 # redraws the README's picture.
 demo: $(INSTALLED)

@@ -3,10 +3,11 @@
 Three parts (`python -m experiments.demo`):
 
 * `flow`: a training config (configs/base.py) for a fi-RevNet trained with
-  plain cross-entropy, small enough to reach under 3% MNIST test error in
-  about a minute on a 2-core CPU: fewer, narrower flow steps than the paper's,
-  most of them in the cheap last level (4x4 positions), about one epoch at a
-  high learning rate (warmed up, then decayed for the last 100 steps). The
+  plain cross-entropy, small enough to reach under 3% MNIST test error
+  (1.96%) in a minute or two on a 2-core CPU: fewer, narrower flow steps than
+  the paper's, most of them in the cheap last level (4x4 positions), about one
+  epoch at a high learning rate (warmed up, then decayed for the last 100
+  steps). The
   nuisance classifier that every fi-RevNet run trains beside the flow is shrunk
   to one small layer taking one step per batch: CE ignores it, and the demo
   never asks it anything.
