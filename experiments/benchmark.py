@@ -21,12 +21,10 @@ crossing a function boundary).
 """
 
 import contextlib
-import math
 import resource
 import time
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import optax
 from absl import app
@@ -37,6 +35,7 @@ from invjax import losses
 from invjax import models
 from invjax import train
 from invjax.blocks import conv
+from invjax.flops import product_flops
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Images per call.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement (the best is reported).")
@@ -45,34 +44,6 @@ _COMPUTE_DTYPE = flags.DEFINE_list(
 _PROFILE = flags.DEFINE_bool("profile", False, "Also time the train step's parts, compiled separately.")
 _CONV = flags.DEFINE_list("conv", [], f"Convolution formulations to compare, of {conv.FORMULATIONS}.")
 _MATMUL_SIZE = 2048
-
-
-def product_flops(jaxpr) -> float:
-  """FLOPs of the matrix products and convolutions in `jaxpr`, scan bodies times their length.
-
-  XLA's own cost analysis counts a loop body once (the flow steps of a level run
-  as one scan) and, compiled for XLA:CPU, leaves out the products it hands to its
-  matmul library; this counts what the floor is about, products, from the program.
-  """
-  total = 0.0
-  for eqn in jaxpr.eqns:
-    name = eqn.primitive.name
-    if name == "dot_general":
-      (contracting, _), _ = eqn.params["dimension_numbers"]
-      lhs, out = eqn.invars[0].aval, eqn.outvars[0].aval
-      total += 2.0 * math.prod(out.shape) * math.prod(lhs.shape[d] for d in contracting)
-    elif name == "conv_general_dilated":
-      rhs, out = eqn.invars[1].aval, eqn.outvars[0].aval
-      out_features = rhs.shape[eqn.params["dimension_numbers"].rhs_spec[0]]
-      total += 2.0 * math.prod(out.shape) * math.prod(rhs.shape) / out_features
-    inner = [p for v in eqn.params.values() for p in (v if isinstance(v, (tuple, list)) else (v,))
-             if isinstance(p, (jax.extend.core.Jaxpr, jax.extend.core.ClosedJaxpr))]
-    inner_flops = [product_flops(getattr(p, "jaxpr", p)) for p in inner]
-    if name == "cond":
-      total += max(inner_flops, default=0.0)
-    else:
-      total += eqn.params.get("length", 1) * sum(inner_flops) if name == "scan" else sum(inner_flops)
-  return total
 
 
 class Timed:

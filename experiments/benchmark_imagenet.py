@@ -12,7 +12,7 @@ loop body once: since the flow steps of a level run as one `lax.scan`, the
 cost analysis covers one step per level (the `_per_scan_body` numbers);
 `forward_gflops_per_image` and `train_step_gflops_per_image` count the
 program's matrix products and convolutions instead, scan bodies times their
-length (`experiments.benchmark.product_flops`). For
+length (`invjax.flops.product_flops`). For
 the scanned reversible step at 224x224 the CPU compiler reported almost no
 temporary memory (3 KB), which cannot be all it uses; docs/imagenet.md has
 the counts of the unrolled model and smaller sizes.
@@ -48,9 +48,9 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.benchmark import product_flops
 from invjax import data, train
 from invjax.data import imagenet, pipeline, tiny_imagenet
+from invjax.flops import product_flops
 from invjax.train import step as step_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/imagenet_ice.py", "Training configuration file.")
