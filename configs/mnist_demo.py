@@ -7,10 +7,9 @@ Three parts (`python -m experiments.demo`):
   (1.96%) in a minute or two on a 2-core CPU: fewer, narrower flow steps than
   the paper's, most of them in the cheap last level (4x4 positions), about one
   epoch at a high learning rate (warmed up, then decayed for the last 100
-  steps). The
-  nuisance classifier that every fi-RevNet run trains beside the flow is shrunk
-  to one small layer taking one step per batch: CE ignores it, and the demo
-  never asks it anything.
+  steps). The nuisance classifier that every fi-RevNet run trains beside the
+  flow is shrunk to one small layer taking one step per batch: CE ignores it,
+  and the demo never asks it anything.
 * `judge`: a training config for a small CNN (`invjax.models.CNN`) trained on
   the same images. It stands in for a human observer: it never sees z_n, so
   when it puts a metamer F^-1(z_s(a), z_n(b)) in b's class, the metamer looks
