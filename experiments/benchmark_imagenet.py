@@ -5,23 +5,19 @@ r"""Measures the ImageNet job on this machine: one fiRevNet48 train step and the
     python -m experiments.benchmark_imagenet --what=pipeline
 
 `step`: the train step of configs/imagenet_ice.py (or --config) at 224x224
-and a small batch: its compile time, step time, XLA's cost analysis (FLOPs
-per image, forward and train step), compiled temporary memory at two batch
-sizes (per example: their difference) and the parameter count. XLA counts a
-loop body once: since the flow steps of a level run as one `lax.scan`, the
-cost analysis covers one step per level (the `_per_scan_body` numbers);
+and a small batch: its compile time, its wall and process CPU time (on a
+shared machine the CPU time is the steadier number), the parameter count,
+the state's size, FLOPs per image and the compiled temporary memory at two
+batch sizes (per example: their difference). FLOPs come two ways:
 `forward_gflops_per_image` and `train_step_gflops_per_image` count the
-program's matrix products and convolutions instead, scan bodies times their
-length (`invjax.flops.product_flops`). For
-the scanned reversible step at 224x224 the CPU compiler reported almost no
-temporary memory (3 KB), which cannot be all it uses; docs/imagenet.md has
-the counts of the unrolled model and smaller sizes.
-the step's wall and process CPU time (on a shared machine the CPU time
-divided by the core count is the more stable number); from those,
-an estimate of the accelerator memory one device needs at
---per_device_batch examples (the pod setting's 64 per v4 chip). Parameter
-values do not change the cost, so the state is zeros of the right shapes (no
-ActNorm initialisation pass to compile).
+program's matrix products and convolutions, scan bodies times their length
+(`invjax.flops.product_flops`); the `_per_scan_body` numbers are XLA's cost
+analysis, which counts a loop body once (the flow steps of a level run as one
+`lax.scan`). For the scanned reversible step at 224x224 the CPU compiler
+reported almost no temporary memory (3 KB), which cannot be all it uses: use
+`memory`. A device needs about state + batch x memory per example
+(docs/imagenet.md). Parameter values do not change the cost, so the state is
+zeros of the right shapes (no ActNorm initialisation pass to compile).
 
 `memory`: the peak resident memory the first run of the compiled train step
 adds to the process (sampled every 5 ms; freed memory is reused by later
@@ -57,7 +53,6 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/imagenet_ice.py", "
 _WHAT = flags.DEFINE_enum("what", "step", ["step", "memory", "pipeline"], "What to measure.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 2, "Batch of the measured train step (and batch_size - 1).")
 _STEPS = flags.DEFINE_integer("steps", 2, "Timed train steps after the first.")
-_PER_DEVICE_BATCH = flags.DEFINE_integer("per_device_batch", 64, "Examples per device for the memory estimate.")
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20, "Timed pipeline batches of 64.")
 _OUT = flags.DEFINE_string("out", None, "Also append the JSON lines to this file.")
 
@@ -161,7 +156,6 @@ def measure_step(config) -> None:
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
     cpu_times.append(time.process_time() - cpu_start)
-  device_bytes = state_bytes + temp_smaller - (size - 1) * per_example + _PER_DEVICE_BATCH.value * per_example
   _report({
       "measured": "fiRevNet48 train step", "config": config.model.to_dict(), "image_size": image_size,
       "loss": {"nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight},
@@ -176,8 +170,7 @@ def measure_step(config) -> None:
       "train_step_gflops_per_image_per_scan_body": _flops(compiled) / size / 1e9,
       "temp_gib": temp / GIB, "temp_gib_batch_minus_1": temp_smaller / GIB,
       "temp_gib_per_example": per_example / GIB, "state_gib": state_bytes / GIB,
-      "estimated_device_gib_at_per_device_batch": device_bytes / GIB,
-      "per_device_batch": _PER_DEVICE_BATCH.value, "finite_loss": bool(np.isfinite(metrics["loss"])),
+      "finite_loss": bool(np.isfinite(metrics["loss"])),
   })
 
 
