@@ -30,9 +30,9 @@ REGISTRY = [
     Case("AdditiveCoupling", lambda: blocks.AdditiveCoupling(width=8, dropout=0.1), (3, 4, 4, 6)),
     Case("AffineCoupling", lambda: blocks.AffineCoupling(width=8, dropout=0.1), (3, 4, 4, 6)),
     Case("FlowStep", lambda: blocks.FlowStep(permutation="conv1x1", coupling="affine", width=8, seed=2),
-         (3, 4, 4, 4)),
+         (3, 4, 4, 4), 0.1),
     Case("FlowSteps", lambda: blocks.FlowSteps(num_steps=3, permutation="shuffle", coupling="affine", width=8),
-         (3, 4, 4, 4)),
+         (3, 4, 4, 4), 0.1),
     Case("Squeeze", blocks.Squeeze, (3, 4, 4, 2)),
     Case("DCT2D", blocks.DCT2D, (3, 4, 2, 3)),
     Case(
