@@ -21,6 +21,7 @@ crossing a function boundary).
 """
 
 import contextlib
+import itertools
 import resource
 import time
 
@@ -43,6 +44,7 @@ _COMPUTE_DTYPE = flags.DEFINE_list(
     "compute_dtype", ["float32"], "Coupling-network operand dtypes to compare, e.g. float32,bfloat16.")
 _PROFILE = flags.DEFINE_bool("profile", False, "Also time the train step's parts, compiled separately.")
 _CONV = flags.DEFINE_list("conv", [], f"Convolution formulations to compare, of {conv.FORMULATIONS}.")
+_BACKPROP = flags.DEFINE_list("backprop", [], "config.model.backprop values to compare (default: the config's).")
 _MATMUL_SIZE = 2048
 
 
@@ -163,15 +165,17 @@ def main(argv):
   key = jax.random.key(3)
   matmuls = _matmuls()
   variants = []  # (timed functions, the matmul that is their floor)
-  for compute_dtype in _COMPUTE_DTYPE.value:
+  for compute_dtype, backprop in itertools.product(_COMPUTE_DTYPE.value, _BACKPROP.value or [None]):
     config = mnist_ice.get_config()
     config.model.compute_dtype = "" if compute_dtype == "float32" else compute_dtype
+    config.model.backprop = backprop or config.model.backprop
     config.batch_size = _BATCH.value
     parts = train.build(config, steps_per_epoch=1)
-    state = jax.jit(parts.create_state)(images, jax.random.key(2))
+    state = jax.block_until_ready(jax.jit(parts.create_state)(images, jax.random.key(2)))
     for formulation in _CONV.value or [None]:
       context = conv.use_formulation(formulation) if formulation else contextlib.nullcontext()
-      tags = [compute_dtype] * (len(_COMPUTE_DTYPE.value) > 1) + [formulation] * bool(formulation)
+      tags = ([compute_dtype] * (len(_COMPUTE_DTYPE.value) > 1) + [backprop] * bool(backprop)
+              + [formulation] * bool(formulation))
       with context:
         suffix = f" [{', '.join(tags)}]" if tags else ""
         timed = _model_functions(config, parts, state, batch, key, _PROFILE.value, suffix)
@@ -180,6 +184,7 @@ def main(argv):
 
   print(f"fi-RevNet MNIST preset, batch {_BATCH.value}, {jax.devices()[0].device_kind} "
         f"({jax.device_count()} device(s)), compute dtype {', '.join(_COMPUTE_DTYPE.value)}, "
+        f"backprop {', '.join(_BACKPROP.value) or config.model.backprop}, "
         f"convolutions: {', '.join(_CONV.value) or conv.formulation()}; best of {_REPEATS.value} calls "
         f"(cpu: process CPU time of the best call)")
   for item in matmuls:

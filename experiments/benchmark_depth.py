@@ -16,8 +16,8 @@ inverse), on the MNIST preset at batch 128, prints one table row:
   run: this machine has 24 GiB).
 
 Each row runs in a process of its own, so that no row reuses memory an
-earlier one freed. `--batch_size` and `--repeats` are those of
-`experiments.benchmark`, whose timing this shares.
+earlier one freed. `--batch_size`, `--repeats` and `--backprop` (default: both)
+are those of `experiments.benchmark`, whose timing this shares.
 """
 
 import os
@@ -32,9 +32,9 @@ from absl import flags
 from configs import mnist_ice
 from experiments import benchmark
 from invjax import train
+from invjax.blocks.flow_steps import BACKPROPS
 
 _STEPS = flags.DEFINE_list("steps_per_level", ["4", "16", "64", "128"], "Flow steps per level to measure.")
-_BACKPROPS = flags.DEFINE_list("backprop", ["autodiff", "reversible"], "config.model.backprop values.")
 _MAX_RUN_GIB = flags.DEFINE_float("max_run_gib", 6.0, "Run a step only if its temporary memory is below this.")
 
 
@@ -71,7 +71,7 @@ def measure_row(steps_per_level: int, backprop: str) -> dict:
   parts = train.build(config, steps_per_epoch=1)
   images = jax.random.uniform(jax.random.key(0), (flags.FLAGS.batch_size, 32, 32, 3), minval=-1, maxval=1)
   batch = {"image": images, "label": jax.random.randint(jax.random.key(1), (flags.FLAGS.batch_size,), 0, 10)}
-  state = jax.jit(parts.create_state)(images, jax.random.key(2))
+  state = jax.block_until_ready(jax.jit(parts.create_state)(images, jax.random.key(2)))  # not under the compile timer
   step = train.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx)
   timed = benchmark.Timed(f"{steps_per_level} steps, {backprop}", step, state, batch, jax.random.key(3))
   temp_gib = timed.compiled.memory_analysis().temp_size_in_bytes / 2**30
@@ -99,7 +99,8 @@ def print_row(steps: int, backprop: str) -> None:
 
 def main(argv):
   del argv
-  rows = [(steps, backprop) for steps in map(int, _STEPS.value) for backprop in _BACKPROPS.value]
+  backprops = flags.FLAGS.backprop or BACKPROPS
+  rows = [(steps, backprop) for steps in map(int, _STEPS.value) for backprop in backprops]
   if len(rows) == 1:
     print_row(*rows[0])
     return
