@@ -120,6 +120,10 @@ def test_training_with_either_backprop_ends_with_the_same_parameters():
     for _, batch in zip(range(3), batches):
       state, metrics = step(state, batch, jax.random.key(1))
     final[backprop] = state.flow
-  assert _max_relative_error(final["reversible"], final["autodiff"]) <= 1e-4
+  # Adamax moves every parameter by about the learning rate per step whatever its
+  # gradient's size, so a rounding difference in a near-zero gradient shows up
+  # at that scale: the runs agree to a small fraction of one step.
+  difference = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), final["reversible"], final["autodiff"])
+  assert max(jax.tree.leaves(difference)) <= 0.01 * config.optimizer.learning_rate
   initial = jax.jit(parts.create_state)(batch["image"], jax.random.key(0)).flow
   assert _max_relative_error(final["autodiff"], initial) > 1e-3  # the steps moved the parameters

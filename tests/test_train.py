@@ -172,7 +172,10 @@ def test_sharded_step_equals_single_device_step(mnist_batch):
   sharded_state, sharded_metrics = step(replicated_state, sharded_batch, jax.random.key(1))
   assert len(sharded_batch["image"].sharding.device_set) == 8
   np.testing.assert_allclose(sharded_metrics["loss"], single_metrics["loss"], rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+  # Adamax's first step moves a parameter by lr * g / (|g| + 1e-8): for a gradient
+  # near 1e-7 the batch sum's rounding, which sharding reorders, shows at a few
+  # thousandths of the learning rate (1e-3), hence atol = 1e-2 * lr.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                sharded_state.flow, single_state.flow)
 
 
