@@ -4,8 +4,7 @@ XLA's cost analysis counts the body of a loop once, and the flow steps of a
 fi-RevNet level run as one `lax.scan`; compiled for XLA:CPU it also leaves out
 the products handed to the matmul library. Counting the products in the traced
 program (`jax.make_jaxpr`), scan bodies times their length, gives the number a
-speed or an accelerator estimate is about. Moved here from
-experiments/benchmark.py so that every benchmark can use it.
+speed or an accelerator estimate is about.
 """
 
 import math
@@ -15,12 +14,8 @@ import jax.extend
 
 
 def product_flops(jaxpr) -> float:
-  """FLOPs of the matrix products and convolutions in `jaxpr`, scan bodies times their length.
-
-  XLA's own cost analysis counts a loop body once (the flow steps of a level run
-  as one scan) and, compiled for XLA:CPU, leaves out the products it hands to its
-  matmul library; this counts what the floor is about, products, from the program.
-  """
+  """FLOPs of the matrix products and convolutions in `jaxpr`, scan bodies times their length
+  (a `cond` counts its costliest branch)."""
   total = 0.0
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
@@ -37,6 +32,8 @@ def product_flops(jaxpr) -> float:
     inner_flops = [product_flops(getattr(p, "jaxpr", p)) for p in inner]
     if name == "cond":
       total += max(inner_flops, default=0.0)
+    elif name == "scan":
+      total += eqn.params["length"] * sum(inner_flops)
     else:
-      total += eqn.params.get("length", 1) * sum(inner_flops) if name == "scan" else sum(inner_flops)
+      total += sum(inner_flops)
   return total

@@ -98,15 +98,14 @@ def _native_conv(x, kernel, operand_dtype):
 # of the MNIST preset), which XLA:CPU copies element by element.
 
 
-def _shifted_blocks(x_cm: jax.Array, size: int, sign: int):
-  """Yields (tap t, x_cm read at p + sign * d_t, zero outside) for a (C, B, H, W) map."""
+def _shifted_blocks(x_cm: jax.Array, size: int):
+  """x_cm read at p + d_t, zero outside, for each tap t in row-major kernel order; x_cm is (C, B, H, W)."""
   radius = size // 2
   height, width = x_cm.shape[2:]
   padded = jnp.pad(x_cm, ((0, 0), (0, 0), (radius, radius), (radius, radius)))
   for i in range(size):
     for j in range(size):
-      row, col = radius + sign * (i - radius), radius + sign * (j - radius)
-      yield i * size + j, padded[:, :, row:row + height, col:col + width]
+      yield padded[:, :, i:i + height, j:j + width]
 
 
 def _matmul_conv(x: jax.Array, kernel: jax.Array, operand_dtype) -> jax.Array:
@@ -119,7 +118,7 @@ def _matmul_conv(x: jax.Array, kernel: jax.Array, operand_dtype) -> jax.Array:
     y = jnp.dot(positions, kernel[0, 0], preferred_element_type=acc)
   elif channels_in <= channels_out:  # gather: patches (k*k*C_in, B*H*W) @ K
     x_cm = jnp.transpose(x, (3, 0, 1, 2))
-    patches = jnp.concatenate([block for _, block in _shifted_blocks(x_cm, size, 1)], 0)
+    patches = jnp.concatenate(list(_shifted_blocks(x_cm, size)), 0)
     y = jax.lax.dot_general(
         patches.reshape(size * size * channels_in, -1), kernel.reshape(-1, channels_out),
         (((0,), (0,)), ((), ())), preferred_element_type=acc)
@@ -127,7 +126,7 @@ def _matmul_conv(x: jax.Array, kernel: jax.Array, operand_dtype) -> jax.Array:
     kernel_cm = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels_in, -1)
     z = jax.lax.dot_general(kernel_cm, positions, (((0,), (1,)), ((), ())), preferred_element_type=acc)
     z = z.reshape(size * size * channels_out, batch, height, width)
-    y_cm = sum(block[t * channels_out:(t + 1) * channels_out] for t, block in _shifted_blocks(z, size, 1))
+    y_cm = sum(block[t * channels_out:(t + 1) * channels_out] for t, block in enumerate(_shifted_blocks(z, size)))
     return jnp.transpose(y_cm, (1, 2, 3, 0))
   return y.reshape(batch, height, width, channels_out)
 

@@ -50,14 +50,19 @@ def check_choice(name: str, value, allowed) -> None:
     raise ValueError(f"{name} must be one of {sorted(allowed)}; got {value!r}.")
 
 
-class FlowStep(bijection.Bijection):
-  """ActNorm -> permutation (`seed`, or explicit `constants`) -> coupling."""
+class _StepSettings(bijection.Bijection):
+  """What a flow step is made of; shared by one step and a scanned chain of them."""
 
   permutation: Literal["reverse", "shuffle", "conv1x1"] = "reverse"
   coupling: Literal["additive", "affine"] = "additive"
   width: int = 128
   dropout: float = 0.1
   compute_dtype: jnp.dtype | None = None
+
+
+class FlowStep(_StepSettings):
+  """ActNorm -> permutation (`seed`, or explicit `constants`) -> coupling."""
+
   seed: int = 0
 
   def setup(self):
@@ -94,15 +99,10 @@ class FlowStep(bijection.Bijection):
     return x, mix_logdet + coupling_logdet
 
 
-class FlowSteps(bijection.Bijection):
+class FlowSteps(_StepSettings):
   """`num_steps` FlowSteps as one scan over stacked parameters (see the module doc)."""
 
   num_steps: int = 1
-  permutation: Literal["reverse", "shuffle", "conv1x1"] = "reverse"
-  coupling: Literal["additive", "affine"] = "additive"
-  width: int = 128
-  dropout: float = 0.1
-  compute_dtype: jnp.dtype | None = None
   first_seed: int = 0
   backprop: Literal["autodiff", "reversible"] = "autodiff"
 

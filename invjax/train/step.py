@@ -161,20 +161,19 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     if config.dequantize:  # the centre of each bin the training noise fills
       images = images + data.DEQUANTIZATION_BIN_WIDTH / 2
     outputs = model.apply({"params": state.flow["model"]}, images)
-    sums = {"count": jnp.sum(mask)}
+    if is_flow:
+      z, logdet = outputs
+      logits, z_n = models.split_latent(z, config.num_classes)
+    else:
+      logits = outputs
+    sums = {"count": jnp.sum(mask), "logit_errors": jnp.sum(mask * (jnp.argmax(logits, -1) != labels))}
+    if config.num_classes > TOP_K:
+      sums[f"logit_top{TOP_K}_errors"] = _top_k_errors(logits, labels, mask)
     if not is_flow:
-      sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(outputs, -1) != labels))
-      if config.num_classes > TOP_K:
-        sums[f"logit_top{TOP_K}_errors"] = _top_k_errors(outputs, labels, mask)
       return sums
-    z, logdet = outputs
-    z_s, z_n = models.split_latent(z, config.num_classes)
     nuisance_logits = nuisance_classifier.apply({"params": state.nuisance}, z_n)
     bits = losses.bits_per_dim(
         losses.FactorialGaussian().apply({"params": state.flow["prior"]}, z_n), logdet, z.shape[1])
-    sums["logit_errors"] = jnp.sum(mask * (jnp.argmax(z_s, -1) != labels))
-    if config.num_classes > TOP_K:
-      sums[f"logit_top{TOP_K}_errors"] = _top_k_errors(z_s, labels, mask)
     sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
     sums["bits_per_dim"] = jnp.sum(mask * bits)
     return sums
