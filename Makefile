@@ -39,9 +39,10 @@ test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)
 
 # Every run of docs/results.md (about 5.5 hours on the 2-core CPU; rerun to
-# resume), then results/*.json. Logs in runs/results/logs/.
+# resume), then results/*.json. Logs in runs/results/logs/. LANES="full textured"
+# runs only those lanes (ce, ice, textured, full), side by side.
 results: $(INSTALLED)
-	PYTHON=$(PYTHON) experiments/results.sh runs/results
+	PYTHON=$(PYTHON) experiments/results.sh runs/results $(LANES)
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m experiments.benchmark

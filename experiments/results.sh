@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Trains and analyses every run of docs/results.md, then writes results/*.json.
 #
-#   experiments/results.sh [RUNS_DIR]      (default runs/results; `make results`)
+#   experiments/results.sh [RUNS_DIR [LANE...]]   (default runs/results, every lane; `make results`)
 #
 # Two jobs run at a time (one per core of the 2-core CPU the numbers were taken
-# on). Every command resumes: rerun the script after an interruption and it
+# on). Named lanes (ce, ice, textured, full) run side by side, without the final collection. Every command resumes: rerun the script after an interruption and it
 # continues each run from its last checkpoint; finished runs are only
 # re-evaluated. Logs go to RUNS_DIR/logs/<run>.log.
 set -euo pipefail
@@ -41,7 +41,6 @@ SIX_EPOCHS=(--config.total_steps=5622 "--config.optimizer.decay_epochs=(5,)")
 NO_DROPOUT=(--config.model.dropout=0.0)
 
 lane_ce() {
-  train oracle/mnist_cnn configs/mnist_cnn.py:cpu
   train mnist/ce configs/mnist_ce.py:cpu
   analyse mnist/ce "${ORACLE[@]}"
   train shift_mnist/binary_ce configs/shift_mnist_ce.py:cpu --config.variant=binary
@@ -141,9 +140,42 @@ lane_ice() {
     --config.variant=binary --config.seed=1 "${NO_DROPOUT[@]}" --config.total_steps=5622
 }
 
-lane_ce & ce_lane=$!
-lane_ice & ice_lane=$!
-wait "$ce_lane" && wait "$ice_lane"
+# Textured shiftMNIST as a shortcut CE takes (issue 16): full contrast, train and test crops from the
+# same n images per class, against n; the disjoint texture images of SPEC 7 for comparison.
+TEXTURED=(--config.variant=textured --config.dataset_options.texture_max=255)
+lane_textured() {
+  local n loss
+  for n in 1 4 23; do
+    for loss in ce ice; do
+      train "textured_curve/shared_${n}_${loss}" "configs/shift_mnist_${loss}.py:cpu" "${TEXTURED[@]}" \
+        --config.dataset_options.texture_images=shared --config.dataset_options.texture_images_per_class="$n"
+    done
+  done
+  for loss in ce ice; do
+    train "textured_curve/disjoint_${loss}" "configs/shift_mnist_${loss}.py:cpu" "${TEXTURED[@]}" \
+      --config.dataset_options.texture_images=disjoint
+  done
+}
+
+# The paper's model (3 levels x 16 steps, width 128) on the :cpu schedule (issue 16).
+lane_full() {
+  train mnist_full/ce configs/mnist_ce.py:full
+  analyse mnist_full/ce "${ORACLE[@]}"
+  train mnist_full/ice configs/mnist_ice.py:full
+  analyse mnist_full/ice "${ORACLE[@]}"
+  train shift_mnist_full/binary_ce configs/shift_mnist_ce.py:full --config.variant=binary
+  train shift_mnist_full/binary_ice configs/shift_mnist_ice.py:full --config.variant=binary
+}
+
+train oracle/mnist_cnn configs/mnist_cnn.py:cpu
+if (( $# > 1 )); then
+  for lane in "${@:2}"; do "lane_$lane" & done
+  wait
+  exit
+fi
+{ lane_ce; lane_textured; } & first_lanes=$!
+{ lane_ice; lane_full; } & second_lanes=$!
+wait "$first_lanes" && wait "$second_lanes"
 "$PYTHON" -m experiments.spheres --out="$RUNS/spheres" >"$RUNS/logs/spheres.log" 2>&1
 echo "$(date +%T) spheres figure in $RUNS/spheres"
 "$PYTHON" -m experiments.results --runs="$RUNS" --out=results
