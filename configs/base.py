@@ -66,6 +66,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.decay_epochs = (60, 120, 160)
   config.optimizer.decay_factor = 0.2
   config.optimizer.clip_norm = 0.0  # 0: no clipping
+
+  # Shift-blind model selection (invjax/train/selection.py, docs/selection.md); every field is off by
+  # default, so that runs saved before it existed resume unchanged.
+  config.selection = ml_collections.ConfigDict()
+  config.selection.holdout_examples = 0  # 0: off; n: the last n training examples are held out, never trained on
+  config.selection.probe_examples = 0  # training examples a fresh nuisance classifier learns from; 0: holdout_examples
+  config.selection.every_steps = 0  # 0: at every evaluation
+  config.selection.logit_error_tolerance = 0.0  # points of held-out logit error traded for a label-free z_n
   return config
 
 
