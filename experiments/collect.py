@@ -33,6 +33,7 @@ def _run_facts(workdir: pathlib.Path) -> dict:
       "config": config,
       "final": final,
       "model": "cnn" if config.model.kind == "cnn" else "fi-revnet",
+      "model_size": model_size(config),
       "loss": "ice" if _has_independence_terms(config) else "ce",
       "epochs": round(final["epochs"], 2),
       "wall_minutes": round(writers.wall_seconds(records) / 60, 1),
@@ -41,13 +42,23 @@ def _run_facts(workdir: pathlib.Path) -> dict:
   }
 
 
+def model_size(config) -> str | None:
+  """A fi-RevNet's size as "levels x steps per level, width": "3x16 w128" is the paper's
+  model (SPEC 5), "3x4 w48" the small one of `:cpu`; None for other models."""
+  if config.model.kind != "fi_revnet":
+    return None
+  steps = config.model.steps_per_level
+  steps = "+".join(map(str, steps)) if isinstance(steps, (tuple, list)) else steps
+  return f"{config.model.num_levels}x{steps} w{config.model.width}"
+
+
 def _has_independence_terms(config) -> bool:
   """Whether the flow trains on a term on z_n, not only on terms any classifier takes."""
   return any(config.loss.get(name, 0.0) > 0 for name in losses.LATENT_TERM_WEIGHTS)
 
 
 def _common(facts: dict) -> dict:
-  return {key: facts[key] for key in ("epochs", "wall_minutes", "hardware", "command")}
+  return {key: facts[key] for key in ("model_size", "epochs", "wall_minutes", "hardware", "command")}
 
 
 def _percent(value: float) -> float:
@@ -100,6 +111,7 @@ def _shift_mnist_fields(facts: dict) -> dict:
       "train_error": _percent(final["train/logit_error"]),
       "test_error": _percent(final["test/logit_error"]),
       "test_shifted_error": _percent(final["test_shifted/logit_error"]),
+      "test_none_error": _percent(final["test_none/logit_error"]),
       **_common(facts),
   }
 
@@ -153,21 +165,39 @@ def rows(folder: pathlib.Path, make_row) -> list[dict]:
   return [make_row(workdir) for workdir in sorted(folder.iterdir()) if (workdir / "config.json").exists()]
 
 
+GROUPS = {
+    "mnist": mnist_row,
+    "mnist_full": mnist_row,
+    "shift_mnist": shift_mnist_row,
+    "shift_mnist_full": shift_mnist_row,
+    "textured_curve": ablation_row,
+    "ablation": ablation_row,
+    "mnist_ablation": mnist_ablation_row,
+}
+"""Each folder of runs under RUNS, with the function that makes a row of one run."""
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
   """A Markdown table of `columns` of `rows`: commands as code, missing values as "-"."""
   lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
   for row in rows:
-    cells = [f"`{row[c]}`" if c == "command" else "-" if row[c] is None else str(row[c]) for c in columns]
+    cells = [f"`{row[c]}`" if c == "command" else "-" if row.get(c) is None else str(row[c]) for c in columns]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
+_MNIST_COLUMNS = ["model", "model_size", "loss", "logit_train_error", "logit_test_error", "nuisance_train_error",
+                  "nuisance_test_error", "bits_per_dim", "metamers_oracle_logit_source_class",
+                  "metamers_oracle_nuisance_source_class", "epochs", "wall_minutes", "command"]
+_SHIFT_MNIST_COLUMNS = ["variant", "model", "model_size", "loss", "train_error", "test_error", "test_shifted_error",
+                        "test_none_error", "epochs", "wall_minutes", "command"]
 TABLES = {
-    "mnist": ["model", "loss", "logit_train_error", "logit_test_error", "nuisance_train_error",
-              "nuisance_test_error", "bits_per_dim", "metamers_oracle_logit_source_class",
-              "metamers_oracle_nuisance_source_class", "epochs", "wall_minutes", "command"],
-    "shift_mnist": ["variant", "model", "loss", "train_error", "test_error", "test_shifted_error", "epochs",
-                    "wall_minutes", "command"],
+    "mnist": _MNIST_COLUMNS,
+    "mnist_full": _MNIST_COLUMNS,
+    "shift_mnist": _SHIFT_MNIST_COLUMNS,
+    "shift_mnist_full": _SHIFT_MNIST_COLUMNS,
+    "textured_curve": ["texture_images", "texture_images_per_class", "model_size", "loss", "train_error",
+                       "test_error", "test_shifted_error", "test_none_error", "epochs", "wall_minutes", "command"],
     "mnist_ablation": ["seed", "loss", "nuisance_form", "nuisance_weight", "mle_weight", "logit_penalty_weight",
                        "label_dependence_weight", "nuisance_classifier_steps", "nuisance_classifier_reset",
                        "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
@@ -195,6 +225,30 @@ def shift_mnist_figure(rows: list[dict]):
     axis.set_ylabel("error (%)")
     axis.set_title(f"{variant} shiftMNIST")
   axes[0][-1].legend(loc="upper right")
+  figure.tight_layout()
+  return figure
+
+
+def textured_curve_figure(rows: list[dict]):
+  """Shifted-test error of CE and iCE against the texture images per class that train and test
+  crops share; the disjoint texture images of SPEC 7 as dashed lines."""
+  figure = matplotlib.figure.Figure(figsize=(5.5, 3.6))
+  axis = figure.subplots()
+  for index, loss in enumerate(("ce", "ice")):
+    colour = f"C{index}"
+    shared = sorted((row["texture_images_per_class"], row["test_shifted_error"]) for row in rows
+                    if row["loss"] == loss and row["texture_images"] == "shared")
+    if shared:
+      axis.plot(*zip(*shared), marker="o", color=colour, label=f"{loss}, shared images")
+    for row in rows:
+      if row["loss"] == loss and row["texture_images"] == "disjoint":
+        axis.axhline(row["test_shifted_error"], color=colour, linestyle="--", label=f"{loss}, disjoint images")
+  axis.set_xscale("log")
+  axis.set_xlabel("texture images per class")
+  axis.set_ylabel("shifted-test error (%)")
+  axis.set_ylim(0, 105)
+  axis.set_title("textured shiftMNIST: the texture of another class")
+  axis.legend(fontsize=8)
   figure.tight_layout()
   return figure
 
@@ -251,13 +305,17 @@ def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> l
   if results["shift_mnist"]:
     written.append(figures / "shift_mnist_errors.png")
     shift_mnist_figure(results["shift_mnist"]).savefig(written[-1], dpi=100)
+  if results["textured_curve"]:
+    written.append(figures / "textured_curve.png")
+    textured_curve_figure(results["textured_curve"]).savefig(written[-1], dpi=100)
   if binary_runs := _binary_training_runs(runs, results):
     written.append(figures / "binary_training_curves.png")
     training_curves_figure(binary_runs).savefig(written[-1], dpi=100)
   copies = {runs / "spheres" / "spheres_planes.png": figures / "spheres_planes.png"}
-  for workdir in sorted((runs / "mnist").glob("*")):
-    for name in ("metamers.png", "interpolations.png"):
-      copies[workdir / "analysis" / name] = figures / f"mnist_{workdir.name}_{name}"
+  for group in ("mnist", "mnist_full"):
+    for workdir in sorted((runs / group).glob("*")):
+      for name in ("metamers.png", "interpolations.png"):
+        copies[workdir / "analysis" / name] = figures / f"{group}_{workdir.name}_{name}"
   for source, target in copies.items():
     if source.exists():
       shutil.copyfile(source, target)

@@ -2,14 +2,16 @@ r"""Collects the runs of docs/results.md into machine-readable results and table
 
     python -m experiments.results --runs=runs/results --out=results
 
-Reads every run folder under RUNS/mnist, RUNS/shift_mnist, RUNS/ablation and
-RUNS/mnist_ablation (each written by `experiments.train`, MNIST runs also
-analysed by `experiments.metamers --posthoc`) and writes
+Reads every run folder under RUNS/<group> for each group of `collect.GROUPS`
+(each written by `experiments.train`, MNIST runs also analysed by
+`experiments.metamers --posthoc`) and writes
 
-* OUT/mnist.json: one object per MNIST fi-RevNet run: logit and post-hoc
-  nuisance-classifier train/test errors (%), test bits/dim;
-* OUT/shift_mnist.json: one object per shiftMNIST run: train, clean-test and
-  shifted-test errors (%);
+* OUT/mnist.json, OUT/mnist_full.json: one object per MNIST fi-RevNet run of the
+  small and of the paper's model: logit and post-hoc nuisance-classifier
+  train/test errors (%), test bits/dim, the oracle's reading of metamers;
+* OUT/shift_mnist.json, OUT/shift_mnist_full.json: one object per shiftMNIST run:
+  train, clean-test, shifted-test and no-feature errors (%);
+* OUT/textured_curve.json: textured shiftMNIST against texture images per class;
 * OUT/ablation.json, OUT/mnist_ablation.json: the shiftMNIST and MNIST rows of
   the ablations, with the settings they vary;
 * OUT/tables.md: the same numbers as Markdown tables, for docs/results.md;
@@ -17,8 +19,10 @@ analysed by `experiments.metamers --posthoc`) and writes
   interpolation figures and the spheres figure (RUNS/spheres), for docs/results.md.
 
 Every row carries the run's epochs, wall time, hardware and the exact command
-that trained it, read from the run folder. A run that has not finished
-(its final_metrics.json missing) is an error, not a silent gap.
+that trained it, read from the run folder, and the model's size. A run that has
+not finished (its final_metrics.json missing) is an error, not a silent gap. A
+group with no folder under RUNS keeps the rows of its existing OUT/<group>.json,
+and says so.
 """
 
 import json
@@ -30,7 +34,7 @@ from absl import app, flags
 from experiments import collect
 
 _RUNS = flags.DEFINE_string(
-    "runs", "runs/results", "Folder with the mnist/, shift_mnist/, ablation/ and mnist_ablation/ runs.")
+    "runs", "runs/results", "Folder with a subfolder of runs per group (mnist/, shift_mnist/, ...).")
 _OUT = flags.DEFINE_string("out", "results", "Folder the JSON files and tables are written to.")
 _FIGURES = flags.DEFINE_string("figures", "docs/figures", "Folder the figures are written to.")
 
@@ -39,18 +43,21 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   runs, out = pathlib.Path(_RUNS.value), pathlib.Path(_OUT.value)
+  results = {}
   try:
-    results = {
-        "mnist": collect.rows(runs / "mnist", collect.mnist_row),
-        "shift_mnist": collect.rows(runs / "shift_mnist", collect.shift_mnist_row),
-        "ablation": collect.rows(runs / "ablation", collect.ablation_row),
-        "mnist_ablation": collect.rows(runs / "mnist_ablation", collect.mnist_ablation_row),
-    }
+    for name, make_row in collect.GROUPS.items():
+      if (runs / name).is_dir():
+        results[name] = collect.rows(runs / name, make_row)
+      elif (out / f"{name}.json").exists():
+        results[name] = json.loads((out / f"{name}.json").read_text())
+        print(f"Kept {out / name}.json: no {runs / name} to collect it from")
+      else:
+        results[name] = []
   except (FileNotFoundError, ValueError) as error:
     print(f"Error: {error}", file=sys.stderr)
     sys.exit(1)
-  if not any(results.values()):
-    print(f"Error: no finished runs under {runs}/{{mnist,shift_mnist,ablation,mnist_ablation}}.", file=sys.stderr)
+  if not any((runs / name).is_dir() for name in collect.GROUPS) or not any(results.values()):
+    print(f"Error: no finished runs under {runs}/{{{','.join(collect.GROUPS)}}}.", file=sys.stderr)
     sys.exit(1)
   out.mkdir(parents=True, exist_ok=True)
   tables = []

@@ -54,7 +54,7 @@ def test_shift_mnist_rows_say_what_ran_and_how(tmp_path):
   row = collect.shift_mnist_row(_finished_run(tmp_path, config, SHIFT_FINAL, command="python -m experiments.train -y"))
   assert row == {
       "variant": "textured", "model": "cnn", "loss": "ce", "train_error": 0.1, "test_error": 0.9,
-      "test_shifted_error": 61.23, "epochs": 2.0, "wall_minutes": 3.0, "hardware": "1 x H100",
+      "test_shifted_error": 61.23, "test_none_error": 30.0, "model_size": None, "epochs": 2.0, "wall_minutes": 3.0, "hardware": "1 x H100",
       "command": "python -m experiments.train -y",
   }
 
@@ -102,9 +102,40 @@ def test_main_writes_the_json_files_and_tables(tmp_path):
   rows = json.loads((out / "shift_mnist.json").read_text())
   assert [row["variant"] for row in rows] == ["binary", "textured"]
   assert json.loads((out / "mnist.json").read_text()) == []
-  assert "| textured | fi-revnet | ce | 0.1 | 0.9 | 61.23 |" in (out / "tables.md").read_text()
+  assert "| textured | fi-revnet | 3x4 w48 | ce | 0.1 | 0.9 | 61.23 | 30.0 |" in (out / "tables.md").read_text()
   assert (out / "figures" / "shift_mnist_errors.png").stat().st_size > 0
   assert (out / "figures" / "binary_training_curves.png").stat().st_size > 0
+
+
+def test_model_size_names_levels_steps_and_width():
+  assert collect.model_size(mnist_ice.get_config("full")) == "3x16 w128"
+  assert collect.model_size(mnist_ice.get_config("cpu")) == "3x4 w48"
+  config = mnist_ice.get_config("tiny")
+  config.model.steps_per_level = (2, 2, 6)
+  assert collect.model_size(config) == "3x2+2+6 w48"
+
+
+def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
+  runs, out = tmp_path / "runs", tmp_path / "results"
+  config = shift_mnist_ce.get_config("cpu")
+  config.variant = "textured"
+  config.dataset_options.texture_images = "shared"
+  for loss, per_class in (("ce", 1), ("ce", 4), ("ice", 1)):
+    config.dataset_options.texture_images_per_class = per_class
+    config.loss.nuisance_weight = 1.0 if loss == "ice" else 0.0
+    _finished_run(runs / "textured_curve" / f"{loss}_{per_class}", config, {**SHIFT_FINAL, "step": 100})
+  out.mkdir()
+  earlier_rows = [{"model": "fi-revnet", "loss": "ce", "logit_test_error": 1.22, "command": "python -m x"}]
+  (out / "mnist.json").write_text(json.dumps(earlier_rows))
+  completed = _collect(runs, out)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert "Kept" in completed.stdout
+  assert json.loads((out / "mnist.json").read_text()) == earlier_rows
+  curve = json.loads((out / "textured_curve.json").read_text())
+  assert [(row["loss"], row["texture_images_per_class"], row["model_size"]) for row in curve] == [
+      ("ce", 1, "3x4 w48"), ("ce", 4, "3x4 w48"), ("ice", 1, "3x4 w48")]
+  assert "| fi-revnet | - | ce | - | 1.22 |" in (out / "tables.md").read_text()
+  assert (out / "figures" / "textured_curve.png").stat().st_size > 0
 
 
 def test_main_without_runs_exits_with_the_reason(tmp_path):
