@@ -111,6 +111,7 @@ def test_model_size_names_levels_steps_and_width():
   assert collect.model_size(mnist_ice.get_config("full")) == "3x16 w128"
   assert collect.model_size(mnist_ice.get_config("cpu")) == "3x4 w48"
   config = mnist_ice.get_config("tiny")
+  del config.model.steps_per_level
   config.model.steps_per_level = (2, 2, 6)
   assert collect.model_size(config) == "3x2+2+6 w48"
 
