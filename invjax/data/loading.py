@@ -1,5 +1,13 @@
 """The dataset catalogue and the public entry points `load`, `as_numpy`,
-`num_examples`, `input_shape` and `splits`."""
+`num_examples`, `input_shape` and `splits`.
+
+Every entry point takes `holdout_examples` = h: the last h examples of the
+training split are then held out for model selection (`invjax.train.selection`).
+Split "train" is its first N - h examples, split `HOLDOUT_SPLIT` its last h, so
+the two never share an example and a run that selects never trains on the
+held-out ones. Only the datasets read into memory (MNIST, Fashion-MNIST,
+shiftMNIST: their file order is not sorted by class) have a fixed last h.
+"""
 
 import inspect
 import os
@@ -22,6 +30,7 @@ NUM_CLASSES = {
     "imagenet": imagenet.NUM_CLASSES,
 }
 DIGIT_NUM_EXAMPLES = {"train": 60_000, "test": 10_000}
+HOLDOUT_SPLIT = "holdout"
 
 
 def _family(name: str) -> str:
@@ -48,6 +57,34 @@ def _check_split(name: str, split: str) -> None:
     raise ValueError(f"Unknown split {split!r} of {name}; choose one of {', '.join(splits(name))}.")
 
 
+def _stored_split(name: str, split: str, holdout_examples: int) -> str:
+  """The split whose examples `split` reads ("train" for the held-out ones); ValueError for a bad
+  split or `holdout_examples`."""
+  if isinstance(holdout_examples, bool) or not isinstance(holdout_examples, int) or holdout_examples < 0:
+    raise ValueError(f"holdout_examples={holdout_examples!r} must be an integer >= 0 (0: hold nothing out).")
+  if split != HOLDOUT_SPLIT and not (split == "train" and holdout_examples):
+    _check_split(name, split)
+    return split
+  if split == HOLDOUT_SPLIT and not holdout_examples:
+    raise ValueError(f"Split {HOLDOUT_SPLIT!r} needs holdout_examples > 0: it is the last holdout_examples "
+                     "examples of the training split.")
+  if _family(name) not in (*sources.DIGIT_DATASETS, "shift_mnist"):
+    raise ValueError(f"{name} cannot hold out training examples (holdout_examples={holdout_examples}): only the "
+                     "MNIST-family datasets, read into memory, have a fixed set of them.")
+  if holdout_examples >= DIGIT_NUM_EXAMPLES["train"]:
+    raise ValueError(f"holdout_examples={holdout_examples} must be below the {DIGIT_NUM_EXAMPLES['train']} "
+                     f"training examples of {name}.")
+  return "train"
+
+
+def _held_out_part(arrays: dict, split: str, holdout_examples: int) -> dict:
+  """The examples of `split` among the training arrays: all but the last h, or the last h."""
+  if not holdout_examples:
+    return arrays
+  part = slice(-holdout_examples, None) if split == HOLDOUT_SPLIT else slice(None, -holdout_examples)
+  return {key: value[part] for key, value in arrays.items()}
+
+
 def _call_with_options(name: str, function: Callable, options: dict, *args, **general):
   """Calls `function(*args, **general, **options)`, rejecting options it does not take."""
   accepted = {
@@ -64,19 +101,22 @@ def _call_with_options(name: str, function: Callable, options: dict, *args, **ge
   return function(*args, **general, **options)
 
 
-def num_examples(name: str, split: str, **dataset_options) -> int:
+def num_examples(name: str, split: str, holdout_examples: int = 0, **dataset_options) -> int:
   """The number of examples of a split (spheres train: examples per epoch).
 
   `dataset_options` are those of `load` (imagenet: also its data_dir and manual_dir).
   """
-  _check_split(name, split)
+  if _stored_split(name, split, holdout_examples) != split:
+    return holdout_examples
   family = _family(name)
   if family == "spheres":
     default = spheres.DEFAULT_NUM_EXAMPLES[split]
     return dataset_options.get("num_examples") or default
   if family == "imagenet":  # as prepared: needs the data (or the manual download) in place
     return imagenet.num_examples(split, dataset_options.get("data_dir"), dataset_options.get("manual_dir"))
-  return DIGIT_NUM_EXAMPLES["train" if split == "train" else "test"]
+  if split == "train":
+    return DIGIT_NUM_EXAMPLES["train"] - holdout_examples
+  return DIGIT_NUM_EXAMPLES["test"]
 
 
 def input_shape(name: str, **dataset_options) -> tuple[int, ...]:
@@ -94,17 +134,18 @@ def _canvas_batch(batch):
   return {**batch, "image": preprocess.canvas_to_model_input(batch["image"])}
 
 
-def _source(name, split, seed, data_dir, manual_dir, options) -> pipeline.Source:
+def _source(name, split, seed, data_dir, manual_dir, options, holdout_examples=0) -> pipeline.Source:
   family = _family(name)
+  stored = _stored_split(name, split, holdout_examples)
   if family in sources.DIGIT_DATASETS:
     digits, labels = _call_with_options(
-        name, sources.load_digits, options, family, split, data_dir=data_dir, manual_dir=manual_dir
+        name, sources.load_digits, options, family, stored, data_dir=data_dir, manual_dir=manual_dir
     )
     canvases = preprocess.pad_digits(digits)
   elif family == "shift_mnist":
     variant = name.partition("/")[2]
     canvases, labels, _ = _call_with_options(
-        name, shift_mnist.load, options, variant, split, data_dir=data_dir, manual_dir=manual_dir
+        name, shift_mnist.load, options, variant, stored, data_dir=data_dir, manual_dir=manual_dir
     )
   elif family == "spheres":
     return _call_with_options(name, spheres.source, options, split)
@@ -112,7 +153,7 @@ def _source(name, split, seed, data_dir, manual_dir, options) -> pipeline.Source
     return _call_with_options(
         name, imagenet.source, options, split, seed=seed, data_dir=data_dir, manual_dir=manual_dir
     )
-  examples, count = pipeline.from_arrays({"image": canvases, "label": labels})
+  examples, count = pipeline.from_arrays(_held_out_part({"image": canvases, "label": labels}, split, holdout_examples))
   return pipeline.Source(examples, count, batch_fn=_canvas_batch)
 
 
@@ -130,6 +171,7 @@ def load(
     data_dir: str | os.PathLike | None = None,
     manual_dir: str | os.PathLike | None = None,
     drop_remainder: bool | None = None,
+    holdout_examples: int = 0,
     **dataset_options,
 ) -> pipeline.Batches:
   """Batches of a dataset split: {"image": float32, "label": int32, "mask": bool}.
@@ -141,7 +183,7 @@ def load(
 
   Args:
     name: one of DATASETS.
-    split: one of `splits(name)`.
+    split: one of `splits(name)`, or `HOLDOUT_SPLIT` with `holdout_examples`.
     batch_size: global batch size (a multiple of the number of processes).
     seed: seeds shuffling, augmentation, fresh spheres and dequantisation.
     num_epochs: passes over the split; None: endless for "train", 1 otherwise.
@@ -156,6 +198,8 @@ def load(
     manual_dir: manual-download directory (MNIST-family files, ImageNet tars).
     drop_remainder: None drops an incomplete final batch for "train" only;
       otherwise it is padded to `batch_size` with `mask` False.
+    holdout_examples: h > 0 holds out the last h training examples: "train"
+      leaves them out, `HOLDOUT_SPLIT` is them (module docstring).
     **dataset_options: shift_mnist: data_seed, dtd_dir, texture_max,
       texture_size, texture_images, texture_images_per_class; spheres: dimension,
       inner_radius, outer_radius, num_examples, data_seed; imagenet:
@@ -166,7 +210,7 @@ def load(
     FileNotFoundError: data that cannot be found or prepared.
     TypeError: an option the dataset does not take.
   """
-  _check_split(name, split)
+  _stored_split(name, split, holdout_examples)
   is_train = split == "train"
   is_image_dataset = _family(name) != "spheres"
   if dequantize and not is_image_dataset:
@@ -176,7 +220,7 @@ def load(
   drop_remainder = is_train if drop_remainder is None else drop_remainder
   dequantize = is_train and is_image_dataset if dequantize is None else dequantize
   pipeline.local_batch_size(batch_size)
-  source = _source(name, split, seed, data_dir, manual_dir, dataset_options)
+  source = _source(name, split, seed, data_dir, manual_dir, dataset_options, holdout_examples)
 
   def make_batches():
     return pipeline.batch(
@@ -203,8 +247,8 @@ def as_numpy(name: str, split: str, max_examples: int = 0, **load_options) -> tu
 
   Meant for small datasets or a few examples of a large one (ImageNet's 50,000
   validation images at 224x224 take 30 GB). With several processes, each gets
-  its own share. `load_options` are `load`'s data_dir, manual_dir and dataset
-  options.
+  its own share. `load_options` are `load`'s data_dir, manual_dir, holdout_examples and
+  dataset options.
   """
   batches = load(
       name,
