@@ -148,6 +148,14 @@ def _top_k_errors(logits, labels, mask):
   return jnp.sum(mask * (rank >= TOP_K))
 
 
+def eval_outputs(config, model, model_params, images):
+  """The model's outputs in evaluation mode; with dequantisation, on the centre of each bin the
+  training noise fills."""
+  if config.dequantize:
+    images = images + data.DEQUANTIZATION_BIN_WIDTH / 2
+  return model.apply({"params": model_params}, images)
+
+
 def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.TrainState, dict], Metrics]:
   """`eval_step(state, batch) -> sums` over the real (mask) examples of a batch:
   logit errors (and top-5 logit errors with more than 5 classes), nuisance-classifier
@@ -157,10 +165,7 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
   def eval_step(state, batch):
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
-    images = batch["image"]
-    if config.dequantize:  # the centre of each bin the training noise fills
-      images = images + data.DEQUANTIZATION_BIN_WIDTH / 2
-    outputs = model.apply({"params": state.flow["model"]}, images)
+    outputs = eval_outputs(config, model, state.flow["model"], batch["image"])
     if is_flow:
       z, logdet = outputs
       logits, z_n = models.split_latent(z, config.num_classes)
