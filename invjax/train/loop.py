@@ -24,9 +24,11 @@ from jax.experimental import multihost_utils
 from invjax import data
 from invjax import parallel
 from invjax.train import checkpoints
+from invjax.train import holdout_probe
 from invjax.train import identity
 from invjax.train import integrity
 from invjax.train import preemption
+from invjax.train import selector as selector_lib
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
 from invjax.train import validation
@@ -38,7 +40,7 @@ def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
   for epoch in itertools.count(start_step // steps_per_epoch):
     batches = data.load(
         config.dataset, "train", batch_size=config.batch_size, seed=config.seed * 100_003 + epoch,
-        num_epochs=1, dequantize=False, mesh=mesh, **config.dataset_options,
+        num_epochs=1, dequantize=False, mesh=mesh, **holdout_probe.data_options(config),
     )
     skip = start_step - epoch * steps_per_epoch if epoch == start_step // steps_per_epoch else 0
     yield from itertools.islice(batches, skip, None)
@@ -47,7 +49,7 @@ def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
 def evaluate(config, mesh, eval_step, state, split: str, max_examples: int | None = None) -> dict:
   """Error rates (%) and bits/dim of `state` on a split (its first `max_examples`)."""
   batches = data.load(config.dataset, split, batch_size=config.eval_batch_size, mesh=mesh, num_epochs=1,
-                      shuffle=False, dequantize=False, drop_remainder=False, **config.dataset_options)
+                      shuffle=False, dequantize=False, drop_remainder=False, **holdout_probe.data_options(config))
   if max_examples:
     batches = itertools.islice(batches, -(-max_examples // config.eval_batch_size))
   totals = None
@@ -169,7 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   mesh = parallel.make_data_mesh()
   validation.validate(config, mesh.size)
   _check_workdir(workdir)
-  steps_per_epoch = data.num_examples(config.dataset, "train", **config.dataset_options) // config.batch_size
+  steps_per_epoch = data.num_examples(config.dataset, "train", **holdout_probe.data_options(config)) // config.batch_size
   if steps_per_epoch < 1:
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {config.dataset} training set.")
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
@@ -190,6 +192,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     checkpoint_manager = checkpoints.manager(workdir, config.keep_checkpoints)
     stack.callback(checkpoint_manager.close)
     state, changes = _open_run(config, workdir, checkpoint_manager, abstract_state, create_state)
+    selector = None
+    if config.selection.holdout_examples:
+      selector = selector_lib.Selector(config, mesh, parts.model, workdir, abstract_state)
+      stack.callback(selector.close)
     if is_lead_process:
       identity.record_start(config, workdir, int(state.step), changes,
                             first_start=identity.stored_config(workdir) is None)
@@ -200,7 +206,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     writer = writers.MetricWriter(workdir, enabled=is_lead_process)
     stack.callback(writer.close)
     try:
-      final = _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher)
+      final = _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher,
+                     selector)
     except BaseException as error:
       note = _resume_point(checkpoint_manager, abstract_state, workdir)
       if isinstance(error, (FloatingPointError, preemption.Preempted)):
@@ -211,8 +218,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     return final
 
 
-def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher) -> dict:
-  """Steps from `state` to config.total_steps, saving, logging and evaluating on schedule."""
+def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher,
+           selector: selector_lib.Selector | None) -> dict:
+  """Steps from `state` to config.total_steps, saving, logging, evaluating and selecting on schedule."""
   replicated = parallel.replicated(mesh)
   train_step = jax.jit(
       step_lib.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx),
@@ -223,6 +231,8 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
   progress = writers.Progress(int(state.step), config.total_steps)
   batches = train_batches(config, mesh, int(state.step), steps_per_epoch)
   evaluation = None
+  if selector is not None and selector.due(int(state.step), int(state.step) == config.total_steps):
+    selector.measure(state, int(state.step), writer)  # due before a stop that came right after its checkpoint
   for step in range(int(state.step) + 1, config.total_steps + 1):
     state, metrics = train_step(state, next(batches), step_key)
     final_step = step == config.total_steps
@@ -244,8 +254,12 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
     if step % config.eval_every_steps == 0 or final_step:
       evaluation = evaluate_all(config, mesh, eval_step, state)
       writer.write(step, evaluation)
+    if selector is not None and selector.due(step, final_step):
+      selector.measure(state, step, writer)
   checkpoint_manager.wait_until_finished()
   if jax.process_index() == 0:
     integrity.forget_deleted(checkpoint_manager)
   evaluation = evaluation or evaluate_all(config, mesh, eval_step, state)
-  return {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch, **evaluation}
+  selected = {} if selector is None else selector.finish(
+      lambda selected_state: evaluate_all(config, mesh, eval_step, selected_state), writer)
+  return {"step": int(state.step), "epochs": int(state.step) / steps_per_epoch, **evaluation, **selected}

@@ -5,7 +5,8 @@ Every field of configs/base.py is checked for its type and range (counts are
 integers with a lower bound, rates and weights finite numbers with a sign,
 probabilities in [0, 1), choices from their list); optional fields that some
 configs add (model.backprop, model.split, model.compute_dtype,
-optimizer.warmup_epochs) are checked when present. What only the model can
+optimizer.warmup_epochs) are checked when present. The `selection` section's
+fields are checked together (`_check_selection`). What only the model can
 judge (a coupling or permutation name, whether the levels fit the image) is
 checked by building it (`loop.build_checked`), still before anything is written.
 """
@@ -18,6 +19,7 @@ import ml_collections
 from invjax import data
 from invjax import losses
 from invjax.blocks import flow_steps
+from invjax.train import holdout_probe
 from invjax.train import state as state_lib
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
@@ -142,10 +144,36 @@ def _check_loss_and_optimizers(config) -> None:
     _number(config, "optimizer.warmup_epochs", 0.0, meaning=" (0: no warm-up)")
 
 
+def _check_selection(config) -> None:
+  """The selection rule's fields (invjax/train/selection.py); with holdout_examples > 0 the run needs a
+  z_n, a dataset with a fixed training split and enough examples for the fresh classifier."""
+  _integer(config, "selection.holdout_examples", 0, " (0: no selection)")
+  _integer(config, "selection.probe_examples", 0, " (0: as many as selection.holdout_examples)")
+  _integer(config, "selection.every_steps", 0, " (0: at every evaluation)")
+  _number(config, "selection.logit_error_tolerance", 0.0, 100.0, meaning=" (points of held-out logit error)")
+  holdout = config.selection.holdout_examples
+  if not holdout:
+    return
+  if config.model.kind != "fi_revnet":
+    raise ValueError(f"config.selection.holdout_examples={holdout} needs a fi_revnet: a {config.model.kind} has no "
+                     "z_n to measure; set it to 0.")
+  available = data.loading.DIGIT_NUM_EXAMPLES["train"]
+  if config.dataset == "imagenet":
+    raise ValueError(f"config.selection.holdout_examples={holdout}: {config.dataset} has no fixed training split to "
+                     "hold examples out of; set it to 0.")
+  if holdout_probe.probe_examples(config) < holdout_probe.PROBE_BATCH_SIZE:
+    raise ValueError(f"config.selection.probe_examples={holdout_probe.probe_examples(config)} (0: holdout_examples) "
+                     f"must be >= {holdout_probe.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
+  if holdout + holdout_probe.probe_examples(config) > available:
+    raise ValueError(f"config.selection.holdout_examples={holdout} plus the probe_examples "
+                     f"{holdout_probe.probe_examples(config)} exceed the {available} training examples.")
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Raises a ValueError that says what is allowed for the first bad value of `config`."""
   _check_data(config, num_devices)
   _check_schedule(config)
   _check_model(config)
   _check_loss_and_optimizers(config)
+  _check_selection(config)
   state_lib.check_model_input(config)
