@@ -54,10 +54,10 @@ class Measurement(NamedTuple):
 
 
 def make_encode(config, model):
-  """`encode(state, batch) -> (logits, z_n)` of a batch in evaluation mode, ready for `jax.jit`."""
+  """`encode(model_params, batch) -> (logits, z_n)` of a batch in evaluation mode, ready for `jax.jit`."""
 
-  def encode(state, batch):
-    z, _ = step_lib.eval_outputs(config, model, state.flow["model"], batch["image"])
+  def encode(model_params, batch):
+    z, _ = step_lib.eval_outputs(config, model, model_params, batch["image"])
     return models.split_latent(z, config.num_classes)
 
   return encode
@@ -68,13 +68,13 @@ def data_options(config) -> dict:
   return {**config.dataset_options, "holdout_examples": config.selection.holdout_examples}
 
 
-def _encoded_split(config, mesh, encode, state, split: str, max_examples: int):
+def _encoded_split(config, mesh, encode, model_params, split: str, max_examples: int):
   """(logits, z_n, labels) of the first `max_examples` of `split`, in order, as host arrays."""
   batches = data.load(config.dataset, split, batch_size=config.eval_batch_size, mesh=mesh, num_epochs=1,
                       shuffle=False, dequantize=False, drop_remainder=False, **data_options(config))
   parts = []
   for batch in itertools.islice(batches, -(-max_examples // config.eval_batch_size)):
-    logits, z_n = encode(state, batch)
+    logits, z_n = encode(model_params, batch)
     gathered = multihost_utils.process_allgather((logits, z_n, batch["label"], batch["mask"]), tiled=True)
     mask = np.asarray(gathered[3], bool)
     parts.append([np.asarray(array)[mask] for array in gathered[:3]])
@@ -85,15 +85,16 @@ def probe_examples(config) -> int:
   return config.selection.probe_examples or config.selection.holdout_examples
 
 
-def measure(config, mesh, encode, state, step: int) -> Measurement:
-  """The held-out logit error and fresh-classifier numbers of `state` (module docstring).
+def measure(config, mesh, encode, model_params, step: int) -> Measurement:
+  """The held-out logit error and fresh-classifier numbers of the model with `model_params` (the
+  flow's, at `step`; module docstring).
 
   The classifier's key comes from (config.seed, step), so measuring the same
-  state again (a resumed run, a test) gives the same numbers.
+  parameters again (a resumed run, a test) gives the same numbers.
   """
   holdout = config.selection.holdout_examples
-  logits, z_n, labels = _encoded_split(config, mesh, encode, state, data.loading.HOLDOUT_SPLIT, holdout)
-  _, probe_z_n, probe_labels = _encoded_split(config, mesh, encode, state, "train", probe_examples(config))
+  logits, z_n, labels = _encoded_split(config, mesh, encode, model_params, data.loading.HOLDOUT_SPLIT, holdout)
+  _, probe_z_n, probe_labels = _encoded_split(config, mesh, encode, model_params, "train", probe_examples(config))
   key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), _KEY_SALT), step)
   fresh = posthoc.posthoc_nuisance_errors(
       key, (jnp.asarray(probe_z_n), jnp.asarray(probe_labels)), (jnp.asarray(z_n), jnp.asarray(labels)),

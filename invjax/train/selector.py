@@ -50,7 +50,7 @@ class Selector:
 
   def measure(self, state, step: int, writer) -> None:
     """Measures `state` (at `step`), applies the rule, keeps the checkpoint if selected and logs both."""
-    measurement = holdout_probe.measure(self._config, self._mesh, self._encode, state, step)
+    measurement = holdout_probe.measure(self._config, self._mesh, self._encode, state.flow["model"], step)
     new_state, selected = selection.update(self.state, measurement, self._tolerance)
     if selected:
       self._save(step, state)
