@@ -258,7 +258,7 @@ def evaluations(workdir: pathlib.Path, metric: str) -> tuple[list[float], list[f
   final = json.loads((workdir / writers.FINAL_METRICS_FILE).read_text())
   steps_per_epoch = final["step"] / final["epochs"]
   points = [(record["step"] / steps_per_epoch, record[metric])
-            for record in writers.read_records(workdir) if metric in record]
+            for record in writers.without_replayed(writers.read_records(workdir)) if metric in record]
   return [epoch for epoch, _ in points], [value for _, value in points]
 
 

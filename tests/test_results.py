@@ -82,6 +82,10 @@ def test_training_curves_read_every_evaluation_in_epochs(tmp_path):
     records.write("\n" + "".join(json.dumps(record) + "\n" for record in evaluations))
   assert collect.evaluations(workdir, "test_shifted/logit_error") == ([1.0, 2.0], [40.0, 90.0])
   assert collect.evaluations(workdir, "test_none/logit_error") == ([], [])
+  replayed = [{"step": 75, "event": writers.JOB_START}, {"step": 100, "test_shifted/logit_error": 95.0}]
+  with (workdir / writers.METRICS_FILE).open("a") as records:
+    records.write("".join(json.dumps(record) + "\n" for record in replayed))
+  assert collect.evaluations(workdir, "test_shifted/logit_error") == ([1.0, 2.0], [40.0, 95.0])
 
 
 def test_unfinished_run_is_an_error_naming_it(tmp_path):

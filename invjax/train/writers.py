@@ -96,6 +96,17 @@ def read_records(workdir: str | pathlib.Path) -> list[dict]:
   return records
 
 
+def without_replayed(records: list[dict]) -> list[dict]:
+  """The records an uninterrupted run would have written: a job that resumes at
+  step s repeats the steps after s, so the earlier records past s are dropped."""
+  kept = []
+  for record in records:
+    if record.get("event") == JOB_START:
+      kept = [earlier for earlier in kept if earlier["step"] <= record["step"]]
+    kept.append(record)
+  return kept
+
+
 def wall_seconds(records: list[dict]) -> float:
   """Wall time spent by all the jobs of a run: from each job's start to its last record."""
   total, job_start, last = 0.0, None, None
