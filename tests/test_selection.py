@@ -5,8 +5,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import os
-import signal
 
 import jax
 import numpy as np
@@ -130,19 +128,11 @@ def _read_everything(workdir):
 
 @pytest.mark.slow
 def test_a_preempted_run_resumes_to_the_same_selection(run, tmp_path, monkeypatch):
-  original = loop.train_batches
-
-  def preempted_during_step_three(*args):
-    for index, batch in enumerate(original(*args)):
-      if index == 2:
-        os.kill(os.getpid(), signal.SIGTERM)
-      yield batch
-
-  monkeypatch.setattr(loop, "train_batches", preempted_during_step_three)
+  monkeypatch.setattr(loop, "_stop_requested", lambda watcher, step: step == 3)  # as after a SIGTERM
   with pytest.raises(preemption.Preempted, match=r"after step 3"):
     train.train_and_evaluate(selecting_config(), tmp_path)
   assert selection.read_state(tmp_path).last_step == 2  # step 3 was saved, not measured
-  monkeypatch.setattr(loop, "train_batches", original)
+  monkeypatch.undo()
   train.train_and_evaluate(selecting_config(), tmp_path)
   resumed, expected = _read_everything(tmp_path), _read_everything(run)
   assert resumed[0] == expected[0]
