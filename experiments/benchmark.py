@@ -2,7 +2,10 @@ r"""Throughput of the MNIST fi-RevNet: `python -m experiments.benchmark`.
 
 Prints images/s for the forward pass, forward + inverse, and one full iCE
 training step (k nuisance-classifier updates and one flow update, SPEC 5) at
-batch 128, after compilation; beside each rate the FLOP rate it reaches (the
+batch 128, after compilation, by default for float32 and bfloat16 operands
+(`config.model.compute_dtype`) and the train step with each backprop
+(`config.model.backprop`: "autodiff", the configs' default, and "reversible",
+which the ':full' variant uses; the forward passes do not depend on it); beside each rate the FLOP rate it reaches (the
 matrix products and convolutions in the program, `product_flops`, over the time) and that rate as a fraction
 of a jitted 2048x2048 matrix product measured in the same run, interleaved with
 the model's calls so that both see the same load (float32, and bfloat16
@@ -41,10 +44,11 @@ from invjax.flops import product_flops
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Images per call.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per measurement (the best is reported).")
 _COMPUTE_DTYPE = flags.DEFINE_list(
-    "compute_dtype", ["float32"], "Coupling-network operand dtypes to compare, e.g. float32,bfloat16.")
+    "compute_dtype", ["float32", "bfloat16"], "Coupling-network operand dtypes to compare.")
 _PROFILE = flags.DEFINE_bool("profile", False, "Also time the train step's parts, compiled separately.")
 _CONV = flags.DEFINE_list("conv", [], f"Convolution formulations to compare, of {conv.FORMULATIONS}.")
-_BACKPROP = flags.DEFINE_list("backprop", [], "config.model.backprop values to compare (default: the config's).")
+_BACKPROP = flags.DEFINE_list(
+    "backprop", ["autodiff", "reversible"], "config.model.backprop values to compare (the train step's gradient).")
 _MATMUL_SIZE = 2048
 
 
@@ -94,8 +98,9 @@ def report(item: Timed, batch_size: int, floor: Timed) -> None:
         f"{floor_rate:4.0f}  compile {item.compile_seconds:5.1f} s")
 
 
-def _model_functions(config, parts, state, batch, key, profile, suffix):
-  """The model's measured functions, compiled (inside the caller's convolution formulation)."""
+def _model_functions(config, parts, state, batch, key, profile, suffix, passes=True):
+  """The model's measured functions, compiled (inside the caller's convolution formulation);
+  `passes`: also the forward and forward + inverse passes (which backprop does not change)."""
   model, images = parts.model, batch["image"]
   variables = {"params": state.flow["model"]}
   train_step = train.make_train_step(config, model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx)
@@ -103,8 +108,8 @@ def _model_functions(config, parts, state, batch, key, profile, suffix):
       Timed("forward" + suffix, lambda v, x: model.apply(v, x), variables, images),
       Timed("forward + inverse" + suffix, lambda v, x: model.apply(v, model.apply(v, x)[0], method=model.inverse),
             variables, images),
-      Timed("iCE train step" + suffix, train_step, state, batch, key),
-  ]
+  ] if passes else []
+  timed.append(Timed("iCE train step" + suffix, train_step, state, batch, key))
   return timed + (_step_parts(config, parts, state, batch, key, suffix) if profile else [])
 
 
@@ -176,9 +181,10 @@ def main(argv):
       context = conv.use_formulation(formulation) if formulation else contextlib.nullcontext()
       tags = ([compute_dtype] * (len(_COMPUTE_DTYPE.value) > 1) + [backprop] * bool(backprop)
               + [formulation] * bool(formulation))
+      passes = not _BACKPROP.value or backprop == _BACKPROP.value[0]
       with context:
         suffix = f" [{', '.join(tags)}]" if tags else ""
-        timed = _model_functions(config, parts, state, batch, key, _PROFILE.value, suffix)
+        timed = _model_functions(config, parts, state, batch, key, _PROFILE.value, suffix, passes)
       variants.append((timed, matmuls[compute_dtype == "bfloat16"]))
   measure([item for timed, _ in variants for item in timed], matmuls, _REPEATS.value)
 

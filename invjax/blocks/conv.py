@@ -4,20 +4,22 @@ A stride-1 'SAME' convolution with a k x k kernel is a sum of k*k matrix
 products of shifted copies of the input. It can be computed in two ways, both
 as one large matrix product per convolution:
 
-  gather:  y = patches(x) @ K             patches(x) holds, per position p, the
-                                          k*k inputs x[p + d] side by side
-                                          (k*k*C_in wide);
-  scatter: y = sum_d shift_d(x @ K')      K' maps C_in to k*k*C_out outputs,
+  gather:  y = K^T patches(x)             patches(x) holds, per position p, the
+                                          k*k inputs x[p + d] stacked
+                                          (k*k*C_in rows);
+  scatter: y = sum_d shift_d(K' x)        K' maps C_in to k*k*C_out outputs,
                                           output block d is read at p + d.
 
-Gather makes a k*k times wider copy of the input, scatter of the output, so the
-narrow side is the one copied: a coupling network's first convolution (few
+Gather makes a k*k times larger copy of the input, scatter of the output, so
+the narrow side is the one copied: a coupling network's first convolution (few
 channels in) gathers, its last (few channels out) scatters, and 1x1 kernels are
-plain products. Autodiff differentiates them (forward and reverse mode): the
-transpose of a gather is a scatter with mirrored offsets and vice versa, and the
-kernel gradient is one product of the narrow side's copy with the other side,
-contracted over batch and positions. A custom VJP computing exactly that
-measured no faster and would break forward mode (`jax.jacfwd`).
+plain products. Activations are channels-major matrices (C, B*H*W), so every
+product is a small kernel matrix times a wide activation
+(`invjax.blocks.products`, which also holds the custom VJP of the bfloat16
+path). With float32 or float64 operands autodiff differentiates the
+formulation, forward and reverse mode: the transpose of a gather is a scatter
+with mirrored offsets and vice versa, and the kernel gradient is one product of
+the narrow side's copy with the other side, contracted over batch and positions.
 
 Why: XLA:CPU's native convolution gradients are the weak point on the 2-core
 AVX-512 development CPU (`../shared/PERF.md`; in one benchmark run the
@@ -25,10 +27,11 @@ separately compiled backward pass of the MNIST preset took 175 s with native
 convolutions against 2.7 s with this formulation, docs/performance.md). On GPUs
 and TPUs the native convolution is kept: the vendor libraries are fast there and
 nothing was measured to say otherwise. Both formulations compute the same
-function on every backend (tests/test_conv.py).
+function, in both layouts, on every backend (tests/test_conv.py,
+tests/test_products.py).
 
 `compute_dtype` (e.g. bfloat16) sets the operand precision of the products;
-they accumulate and return in the input's precision (float32).
+they accumulate in float32 and return `out_dtype` (default: the input's).
 """
 
 import contextlib
@@ -36,6 +39,8 @@ import contextlib
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from invjax.blocks import products
 
 
 FORMULATIONS = ("matmul", "native")
@@ -62,40 +67,63 @@ def use_formulation(name: str):
     _override.pop()
 
 
-def conv2d_same(
-    x: jax.Array, kernel: jax.Array, compute_dtype: jnp.dtype | None = None
-) -> jax.Array:
-  """Stride-1 'SAME' convolution of NHWC `x` with an HWIO `kernel` of odd size.
+LAYOUTS = ("NHWC", "CNHW")
 
-  `compute_dtype` (e.g. bfloat16) sets the operand precision; products are
-  accumulated and returned in the input's precision.
+
+def conv2d_same(
+    x: jax.Array,
+    kernel: jax.Array,
+    compute_dtype: jnp.dtype | None = None,
+    *,
+    layout: str = "NHWC",
+    out_dtype: jnp.dtype | None = None,
+) -> jax.Array:
+  """Stride-1 'SAME' convolution of `x` with an HWIO `kernel` of odd size.
+
+  `layout` is that of `x` and of the result: "NHWC", or channels-major "CNHW"
+  (the coupling network's, in which every product of the matrix formulation
+  reads and writes its operands without a transpose). `compute_dtype` (e.g.
+  bfloat16) sets the operand precision; products accumulate in float32 and
+  return `out_dtype` (default: the input's dtype).
   """
   size = kernel.shape[0]
   if kernel.ndim != 4 or kernel.shape[1] != size or size % 2 == 0:
     raise ValueError(f"conv2d_same needs an odd square HWIO kernel; got shape {kernel.shape}.")
+  if layout not in LAYOUTS:
+    raise ValueError(f"Unknown layout {layout!r}: use one of {LAYOUTS}.")
   operand_dtype = jnp.dtype(compute_dtype or x.dtype)
+  out_dtype = jnp.dtype(out_dtype or x.dtype)
   if formulation() == "native":
-    return _native_conv(x, kernel, operand_dtype)
-  return _matmul_conv(x, kernel, operand_dtype)
+    return _native_conv(x, kernel, operand_dtype, out_dtype, layout)
+  x_cm = x if layout == "CNHW" else jnp.transpose(x, (3, 0, 1, 2))
+  y_cm = _matmul_conv(x_cm, kernel, operand_dtype, out_dtype)
+  return y_cm if layout == "CNHW" else jnp.transpose(y_cm, (1, 2, 3, 0))
 
 
-def _native_conv(x, kernel, operand_dtype):
+def _native_conv(x, kernel, operand_dtype, out_dtype, layout):
   """XLA's convolution (1x1 kernels as a product), differentiated by autodiff."""
-  out_dtype = x.dtype
+  accumulate = jnp.promote_types(jnp.float32, out_dtype)
   x, kernel = x.astype(operand_dtype), kernel.astype(operand_dtype)
-  if kernel.shape[:2] == (1, 1):
-    return jnp.einsum("bhwi,io->bhwo", x, kernel[0, 0], preferred_element_type=out_dtype)
-  return jax.lax.conv_general_dilated(
-      x, kernel, (1, 1), "SAME",
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-      preferred_element_type=out_dtype,
-  )
+  if kernel.shape[:2] == (1, 1) and layout == "NHWC":
+    y = jnp.einsum("bhwi,io->bhwo", x, kernel[0, 0], preferred_element_type=accumulate)
+  elif kernel.shape[:2] == (1, 1):  # the kernel matrix transposed as in `_matmul_conv`
+    kernel_t = jnp.transpose(kernel, (3, 0, 1, 2)).reshape(kernel.shape[3], -1)
+    y = jnp.einsum("oi,ibhw->obhw", kernel_t, x, preferred_element_type=accumulate)
+  else:
+    y = jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME",
+        dimension_numbers=(layout, "HWIO", layout),
+        preferred_element_type=accumulate,
+    )
+  return y.astype(out_dtype)
 
 
 # --- the matrix-product formulation ---------------------------------------------
-# The narrow side is shifted in channels-major layout (C, B, H, W): each shift then
-# moves rows of W contiguous values, where in NHWC it moved runs of C (6 at level 1
-# of the MNIST preset), which XLA:CPU copies element by element.
+# Everything runs in channels-major layout (C, B, H, W), viewed as (C, B*H*W)
+# matrices: a shift then moves rows of W contiguous values (in NHWC it moved
+# runs of C, 6 at level 1 of the MNIST preset, which XLA:CPU copies element by
+# element), and every product is a small kernel matrix times a wide activation
+# (`invjax.blocks.products`).
 
 
 def _shifted_blocks(x_cm: jax.Array, size: int):
@@ -108,43 +136,51 @@ def _shifted_blocks(x_cm: jax.Array, size: int):
       yield padded[:, :, i:i + height, j:j + width]
 
 
-def _matmul_conv(x: jax.Array, kernel: jax.Array, operand_dtype) -> jax.Array:
+def _matmul_conv(x_cm: jax.Array, kernel: jax.Array, operand_dtype, out_dtype) -> jax.Array:
   size, _, channels_in, channels_out = kernel.shape
-  acc = x.dtype
-  batch, height, width, _ = x.shape
-  x, kernel = x.astype(operand_dtype), kernel.astype(operand_dtype)
-  positions = x.reshape(-1, channels_in)
-  if size == 1:
-    y = jnp.dot(positions, kernel[0, 0], preferred_element_type=acc)
-  elif channels_in <= channels_out:  # gather: patches (k*k*C_in, B*H*W) @ K
-    x_cm = jnp.transpose(x, (3, 0, 1, 2))
-    patches = jnp.concatenate(list(_shifted_blocks(x_cm, size)), 0)
-    y = jax.lax.dot_general(
-        patches.reshape(size * size * channels_in, -1), kernel.reshape(-1, channels_out),
-        (((0,), (0,)), ((), ())), preferred_element_type=acc)
-  else:  # scatter: z = K'^T x, (k*k*C_out, B*H*W), then the shifted sum of its blocks
-    kernel_cm = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels_in, -1)
-    z = jax.lax.dot_general(kernel_cm, positions, (((0,), (1,)), ((), ())), preferred_element_type=acc)
-    z = z.reshape(size * size * channels_out, batch, height, width)
-    y_cm = sum(block[t * channels_out:(t + 1) * channels_out] for t, block in enumerate(_shifted_blocks(z, size)))
-    return jnp.transpose(y_cm, (1, 2, 3, 0))
-  return y.reshape(batch, height, width, channels_out)
+  spatial = x_cm.shape[1:]
+  if size == 1 or channels_in <= channels_out:  # gather: K^T (C_out, k*k*C_in) @ patches (k*k*C_in, B*H*W)
+    if size == 1:
+      patches = x_cm.reshape(channels_in, -1)
+    else:
+      patches = jnp.concatenate(list(_shifted_blocks(x_cm, size)), 0).reshape(size * size * channels_in, -1)
+    # Kernel matrices by 4-d transposes, which XLA does not fold into the product (`products`).
+    kernel_t = jnp.transpose(kernel, (3, 0, 1, 2)).reshape(channels_out, -1)
+    y = products.product(kernel_t, kernel.reshape(-1, channels_out), patches, operand_dtype, out_dtype)
+    return y.reshape(channels_out, *spatial)
+  # scatter: z = K' x, (k*k*C_out, B*H*W), then the shifted sum of its blocks
+  kernel_taps = jnp.transpose(kernel, (0, 1, 3, 2)).reshape(-1, channels_in)
+  kernel_taps_t = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(channels_in, -1)
+  z = products.product(kernel_taps, kernel_taps_t, x_cm.reshape(channels_in, -1), operand_dtype, out_dtype)
+  z = z.reshape(size * size * channels_out, *spatial)
+  return _pairwise_sum([block[t * channels_out:(t + 1) * channels_out]
+                        for t, block in enumerate(_shifted_blocks(z, size))])
+
+
+def _pairwise_sum(terms):
+  """The sum of `terms` as a balanced tree (rounding error growing with log2 of their number)."""
+  while len(terms) > 1:
+    terms = [sum(terms[i:i + 2]) for i in range(0, len(terms), 2)]
+  return terms[0]
 
 
 class Conv2D(nn.Module):
-  """A bias-free stride-1 'SAME' convolution with float32 parameters."""
+  """A bias-free stride-1 'SAME' convolution with float32 HWIO parameters (`conv2d_same`)."""
 
   features: int
   kernel_size: int = 3
   kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
   compute_dtype: jnp.dtype | None = None
+  layout: str = "NHWC"
+  out_dtype: jnp.dtype | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    channels_in = x.shape[self.layout.index("C")]
     kernel = self.param(
         "kernel",
         self.kernel_init,
-        (self.kernel_size, self.kernel_size, x.shape[-1], self.features),
+        (self.kernel_size, self.kernel_size, channels_in, self.features),
         jnp.float32,
     )
-    return conv2d_same(x, kernel, self.compute_dtype)
+    return conv2d_same(x, kernel, self.compute_dtype, layout=self.layout, out_dtype=self.out_dtype)

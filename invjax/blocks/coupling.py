@@ -12,8 +12,8 @@ from invjax.blocks import conv
 from invjax.blocks import dropout
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
-def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability, out_dtype=None):
   r"""h = relu((y + b) * exp(s)) * keep / keep_probability: ActNorm, ReLU and inverted dropout
   (`keep` a boolean mask, or None for no dropout) as one operation.
 
@@ -23,20 +23,24 @@ def normalise_relu_dropout(y, bias, log_scale, keep, keep_probability):
     dh = [h > 0] * ((dy + db) * c + h * ds),
   so reverse mode keeps h (not y and two masks) and forms dL/dy = [h > 0] c dL/dh,
   dL/db = sum dL/dy and dL/ds = sum h dL/dh in one pass.
+
+  h has dtype `out_dtype` (default y's; bfloat16 stores the activation in half
+  the memory, the arithmetic runs in float32); `bias` and `log_scale` broadcast
+  against y, so channels-major activations take them shaped (C, 1, 1, 1).
   """
   u = (y + bias) * jnp.exp(log_scale)
   if keep is not None:
     u = jnp.where(keep, u / keep_probability, 0)
-  return nn.relu(u)
+  return nn.relu(u).astype(out_dtype or y.dtype)
 
 
 @normalise_relu_dropout.defjvp
-def _normalise_relu_dropout_jvp(keep_probability, primals, tangents):
+def _normalise_relu_dropout_jvp(keep_probability, out_dtype, primals, tangents):
   y, bias, log_scale, keep = primals
   dy, dbias, dlog_scale, _ = tangents
-  h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability)
+  h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability, out_dtype)
   scale = jnp.exp(log_scale) / (1.0 if keep is None else keep_probability)
-  return h, jnp.where(h > 0, (dy + dbias) * scale + h * dlog_scale, 0)
+  return h, jnp.where(h > 0, (dy + dbias) * scale + h * dlog_scale, 0).astype(h.dtype)
 
 
 class CouplingNetwork(nn.Module):
@@ -49,6 +53,13 @@ class CouplingNetwork(nn.Module):
   The zero initialisation makes every coupling start as the identity. ActNorm,
   ReLU and dropout run as one fused operation (`normalise_relu_dropout`); the
   parameters keep their modules' names (`ActNorm_0/log_scale`, ...).
+
+  Inside, activations are channels-major (C, B, H, W): only the narrow input and
+  output (C_in, C_out channels) are transposed, and every product of the matrix
+  convolutions then runs without transposed operands (`invjax.blocks.conv`).
+  With `compute_dtype` bfloat16 the two hidden activations are stored in
+  bfloat16, halving the memory traffic of the width-wide tensors; parameters,
+  the products' accumulation and the output stay float32.
   """
 
   out_channels: int
@@ -58,26 +69,33 @@ class CouplingNetwork(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    def conv_layer(features, kernel_size, **kwargs):
+    hidden_dtype = self.compute_dtype or x.dtype  # of the stored activations; products return x.dtype
+
+    def conv_layer(features, kernel_size, out_dtype, **kwargs):
       return conv.Conv2D(
           features, kernel_size,
           compute_dtype=self.compute_dtype,
+          layout="CNHW",
+          out_dtype=out_dtype,
           **kwargs,
       )
 
-    h = x
+    h = jnp.transpose(x, (3, 0, 1, 2))
     keep_probability = 1.0 - self.dropout
+    per_channel = lambda parameter: parameter[:, None, None, None]
     for kernel_size in (3, 1):
-      y = conv_layer(self.width, kernel_size)(h)
-      log_scale, bias = actnorm.ActNorm().log_scale_and_bias(y)
+      y = conv_layer(self.width, kernel_size, x.dtype)(h)
+      # Initialised from y in NHWC view (an unused transpose after initialisation).
+      log_scale, bias = actnorm.ActNorm().log_scale_and_bias(jnp.moveaxis(y, 0, -1))
       keep = None
       if train and self.dropout:
         keep = dropout.keep_mask(self.make_rng("dropout"), y.shape, keep_probability)
-      h = normalise_relu_dropout(y, bias, log_scale, keep, keep_probability)
-    h = conv_layer(self.out_channels, 3, kernel_init=nn.initializers.zeros, name="zero_conv")(h)
+      h = normalise_relu_dropout(
+          y, per_channel(bias), per_channel(log_scale), keep, keep_probability, hidden_dtype)
+    h = conv_layer(self.out_channels, 3, x.dtype, kernel_init=nn.initializers.zeros, name="zero_conv")(h)
     bias = self.param("bias", nn.initializers.zeros, (self.out_channels,), jnp.float32)
     log_scale = self.param("log_scale", nn.initializers.zeros, (self.out_channels,), jnp.float32)
-    return (h + bias) * jnp.exp(log_scale)
+    return jnp.transpose((h + per_channel(bias)) * jnp.exp(per_channel(log_scale)), (1, 2, 3, 0))
 
 
 class _Coupling(bijection.Bijection):
