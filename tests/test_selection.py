@@ -31,7 +31,7 @@ def selecting_config(**overrides):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-  """A finished 4-step run measured at every step."""
+  """A finished 4-step run measured at every step (about 30 s on the 2-core CPU: the tests that use it are slow)."""
   workdir = tmp_path_factory.mktemp("selecting")
   train.train_and_evaluate(selecting_config(), workdir)
   return workdir
@@ -47,10 +47,8 @@ def test_the_held_out_examples_never_enter_the_training_stream():
   epoch = itertools.islice(loop.train_batches(config, None, 0, steps_per_epoch), steps_per_epoch)
   trained = _hashes(np.concatenate([batch["image"] for batch in epoch]))
   held_out = _hashes(data.as_numpy("mnist", "holdout", holdout_examples=5000)[0])
-  everything = _hashes(data.as_numpy("mnist", "train")[0])
-  assert len(trained) == 55_000 and len(held_out) == 5_000
+  assert len(trained) == 55_000 and len(held_out) == 5_000  # (MNIST's 60,000 training images are distinct)
   assert not trained & held_out
-  assert trained | held_out == everything
 
 
 def m(step, logit_error, cross_entropy):
@@ -91,6 +89,7 @@ def _measurements_in_log(workdir) -> dict[int, dict]:
   return {record["step"]: record for record in writers.read_records(workdir) if "selection/holdout_logit_error" in record}
 
 
+@pytest.mark.slow
 def test_the_run_records_every_measurement_and_what_it_kept(run):
   state = selection.read_state(run)
   logged = _measurements_in_log(run)
@@ -107,6 +106,7 @@ def test_the_run_records_every_measurement_and_what_it_kept(run):
   assert sorted(p.name for p in (run / selection.SELECTED_DIR / "checkpoints").iterdir()) == [str(state.selected.step)]
 
 
+@pytest.mark.slow
 def test_the_selected_checkpoint_loads_and_reproduces_its_logged_metrics(run):
   state = selection.read_state(run)
   selected = train.load_run(run / selection.SELECTED_DIR)
