@@ -140,13 +140,13 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
 
 
 def ablation_row(workdir: pathlib.Path) -> dict:
-  """A shiftMNIST row that also names the settings the ablation varies, texture options included,
-  and the post-hoc nuisance classifier's clean-test error where the run was analysed (else None)."""
+  """A shiftMNIST row that also names the settings the ablation varies, texture options included
+  (SPEC 7's where a run predates an option), and the post-hoc nuisance classifier's clean-test error where the run was analysed (else None)."""
   facts = _run_facts(workdir)
   config = facts["config"]
   textured = config.variant == "textured"
-  texture = {name: config.dataset_options.get(name, default) if textured else None
-             for name, default in shift_mnist.TEXTURE_DEFAULTS.items()}
+  texture = {name: config.dataset_options.get(name, spec7_value) if textured else None
+             for name, spec7_value in shift_mnist.SPEC7_TEXTURE.items()}
   posthoc = _read_analysis(workdir).get("posthoc_nuisance_classifier", {})
   return {**_varied_settings(workdir, config), **texture, **_shift_mnist_fields(facts),
           "nuisance_test_error": _from_fraction(posthoc.get("test_error"))}

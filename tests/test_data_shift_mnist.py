@@ -13,9 +13,10 @@ NUM_TEST = 10_000
 
 @pytest.fixture(scope="module")
 def splits(tfds_dir):
-  """{(variant, split): ShiftMnistSplit} for every variant and split."""
+  """{(variant, split): ShiftMnistSplit} for every variant and split, textures as SPEC 7 has them."""
   return {
-      (variant, split): shift_mnist.load(variant, split, data_dir=tfds_dir, dtd_dir=DTD_DIR)
+      (variant, split): shift_mnist.load(variant, split, data_dir=tfds_dir, dtd_dir=DTD_DIR,
+                                         **shift_mnist.SPEC7_TEXTURE)
       for variant in shift_mnist.VARIANTS
       for split in shift_mnist.SPLITS
   }
@@ -133,24 +134,27 @@ def test_shared_whole_image_textures_are_train_images(tfds_dir):
       assert _matching_windows(ring, border, test_bank[category], 255) == 0
 
 
-def test_few_shared_texture_images_serve_train_and_test(tfds_dir):
-  options = dict(texture_max=255, texture_size=32, texture_images="shared", texture_images_per_class=2)
-  train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR, size=32)
+@pytest.mark.parametrize("options", [dict(texture_max=255, texture_size=32, texture_images="shared",
+                                          texture_images_per_class=2), {}], ids=["two_whole_images", "default"])
+def test_few_shared_texture_images_serve_train_and_test(tfds_dir, options):
+  settings = {**shift_mnist.TEXTURE_DEFAULTS, **options}
+  count = settings["texture_images_per_class"]
+  train_bank = textures.load_texture_bank("train", dtd_dir=DTD_DIR, size=settings["texture_size"])
   border = np.ones((32, 32), bool)
   preprocess.digit_area(border)[...] = False
   for split in ("train", "test", "test_shifted"):
     shifted = shift_mnist.load("textured", split, data_dir=tfds_dir, dtd_dir=DTD_DIR, **options)
     for index in range(5):
       ring, category = shifted.images[index], shifted.features[index]
-      assert _matching_windows(ring, border, train_bank[category, :2], 255) >= 1
-      assert _matching_windows(ring, border, train_bank[category, 2:], 255) == 0
+      assert _matching_windows(ring, border, train_bank[category, :count], 255) >= 1
+      assert _matching_windows(ring, border, train_bank[category, count:], 255) == 0
 
 
 def test_more_texture_images_than_the_bank_holds_are_refused(tfds_dir):
   load = lambda **options: shift_mnist.load("textured", "test", data_dir=tfds_dir, dtd_dir=DTD_DIR, **options)
   with pytest.raises(ValueError, match=r"the test texture bank has 11 images per category: use at most 11 "
                                        r"\(0: all\), or texture_images='shared'"):
-    load(texture_images_per_class=12)
+    load(texture_images="disjoint", texture_images_per_class=12)
   with pytest.raises(ValueError, match="texture_images_per_class is a count of images >= 0"):
     load(texture_images_per_class=-1)
   assert load(texture_images="shared", texture_images_per_class=23).images.shape == (NUM_TEST, 32, 32)
