@@ -24,7 +24,7 @@ def _run_facts(workdir: pathlib.Path) -> dict:
   """What every row says about its run: model, loss, epochs, wall time, hardware, command."""
   config = checkpoints.load_config(workdir)
   final_path = workdir / writers.FINAL_METRICS_FILE
-  if not final_path.exists():
+  if not is_finished(workdir):
     raise FileNotFoundError(f"{final_path} does not exist: the run in {workdir} has not finished; rerun its command.")
   final = json.loads(final_path.read_text())
   records = writers.read_records(workdir)
@@ -158,11 +158,20 @@ def mnist_ablation_row(workdir: pathlib.Path) -> dict:
   return {**_varied_settings(workdir, facts["config"]), **_mnist_fields(facts, workdir)}
 
 
-def rows(folder: pathlib.Path, make_row) -> list[dict]:
-  """`make_row` of every run folder directly under `folder` (none if it does not exist)."""
+def is_finished(workdir: pathlib.Path) -> bool:
+  return (workdir / writers.FINAL_METRICS_FILE).exists()
+
+
+def run_folders(folder: pathlib.Path) -> list[pathlib.Path]:
+  """The run folders directly under `folder` (none if it does not exist)."""
   if not folder.is_dir():
     return []
-  return [make_row(workdir) for workdir in sorted(folder.iterdir()) if (workdir / "config.json").exists()]
+  return [workdir for workdir in sorted(folder.iterdir()) if (workdir / "config.json").exists()]
+
+
+def rows(folder: pathlib.Path, make_row, skip_unfinished: bool = False) -> list[dict]:
+  """`make_row` of every run folder under `folder`, leaving out runs in progress if `skip_unfinished`."""
+  return [make_row(workdir) for workdir in run_folders(folder) if is_finished(workdir) or not skip_unfinished]
 
 
 GROUPS = {

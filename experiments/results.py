@@ -20,7 +20,8 @@ Reads every run folder under RUNS/<group> for each group of `collect.GROUPS`
 
 Every row carries the run's epochs, wall time, hardware and the exact command
 that trained it, read from the run folder, and the model's size. A run that has
-not finished (its final_metrics.json missing) is an error, not a silent gap. A
+not finished (its final_metrics.json missing) is an error, not a silent gap
+(`--skip_unfinished` leaves such runs out and names them). A
 group with no folder under RUNS keeps the rows of its existing OUT/<group>.json,
 and says so.
 """
@@ -37,6 +38,8 @@ _RUNS = flags.DEFINE_string(
     "runs", "runs/results", "Folder with a subfolder of runs per group (mnist/, shift_mnist/, ...).")
 _OUT = flags.DEFINE_string("out", "results", "Folder the JSON files and tables are written to.")
 _FIGURES = flags.DEFINE_string("figures", "docs/figures", "Folder the figures are written to.")
+_SKIP_UNFINISHED = flags.DEFINE_bool(
+    "skip_unfinished", False, "Leave out runs still in progress (each is named) instead of stopping with an error.")
 
 
 def main(argv):
@@ -47,7 +50,11 @@ def main(argv):
   try:
     for name, make_row in collect.GROUPS.items():
       if (runs / name).is_dir():
-        results[name] = collect.rows(runs / name, make_row)
+        results[name] = collect.rows(runs / name, make_row, _SKIP_UNFINISHED.value)
+        if _SKIP_UNFINISHED.value:
+          for workdir in collect.run_folders(runs / name):
+            if not collect.is_finished(workdir):
+              print(f"Left out {workdir}: not finished")
       elif (out / f"{name}.json").exists():
         results[name] = json.loads((out / f"{name}.json").read_text())
         print(f"Kept {out / name}.json: no {runs / name} to collect it from")

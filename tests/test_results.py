@@ -31,9 +31,9 @@ def _finished_run(workdir, config, final, command="python -m experiments.train -
 REPO = pathlib.Path(__file__).parent.parent
 
 
-def _collect(runs, out):
+def _collect(runs, out, *flags):
   return subprocess.run([sys.executable, "-m", "experiments.results", f"--runs={runs}", f"--out={out}",
-                         f"--figures={out / 'figures'}"],
+                         f"--figures={out / 'figures'}", *flags],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
@@ -141,6 +141,12 @@ def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
       ("ce", 1, "3x4 w48"), ("ce", 4, "3x4 w48"), ("ice", 1, "3x4 w48")]
   assert "| fi-revnet | - | ce | - | 1.22 |" in (out / "tables.md").read_text()
   assert (out / "figures" / "textured_curve.png").stat().st_size > 0
+  (runs / "textured_curve" / "ice_1" / writers.FINAL_METRICS_FILE).unlink()
+  completed = _collect(runs, out)
+  assert completed.returncode == 1 and "has not finished" in completed.stderr
+  completed = _collect(runs, out, "--skip_unfinished")
+  assert completed.returncode == 0 and f"Left out {runs / 'textured_curve' / 'ice_1'}: not finished" in completed.stdout
+  assert len(json.loads((out / "textured_curve.json").read_text())) == 2
 
 
 def test_main_without_runs_exits_with_the_reason(tmp_path):
