@@ -300,12 +300,13 @@ def training_curves_figure(workdirs: dict[str, pathlib.Path]):
 
 
 def _binary_training_runs(runs: pathlib.Path, results: dict) -> dict[str, pathlib.Path]:
-  """The main binary fi-RevNet runs and the binary ablation runs trained beyond the :cpu epochs."""
+  """The main binary fi-RevNet runs and the binary ablation runs trained beyond the :cpu epochs
+  (those whose folders are here: a kept group's figure stays as it was drawn)."""
   names = [f"shift_mnist/binary_{row['loss']}" for row in results["shift_mnist"]
            if row["variant"] == "binary" and row["model"] == "fi-revnet"]
   names += [f"ablation/{row['run']}" for row in results["ablation"]
             if row["variant"] == "binary" and row["epochs"] > base.CPU_EPOCHS]
-  return {name: runs / name for name in names}
+  return {name: runs / name for name in names if (runs / name).is_dir()}
 
 
 def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> list[pathlib.Path]:
