@@ -12,9 +12,11 @@ and its gradients are
 XLA:CPU runs a product with bfloat16 operands and float32 output in its fast
 bfloat16 kernels only when neither operand is transposed (row-major a and x),
 or for dy @ x^T, where both operands are contiguous along the contracted M.
-Any other form, including a transpose XLA folds into the product, is converted
-to a float32 product (measured on the level-1 coupling network of the MNIST
-preset: docs/performance.md). Plain autodiff writes dx as a product with a
+Any other form, including a transpose XLA folds into the product, and any
+product asked for a bfloat16 result, is converted to a float32 product (seen in
+the compiled programs of the MNIST preset's coupling network:
+docs/performance.md), so products here always return float32 and are rounded
+afterwards. Plain autodiff writes dx as a product with a
 transposed a, and the transpose rule of a mixed-precision product multiplies
 the float32 cotangent by a bfloat16 operand, so with bfloat16 operands the
 backward pass ran as float32 products.
