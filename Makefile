@@ -40,7 +40,7 @@ test-all: $(INSTALLED)
 
 # Every run of docs/results.md (about 5.5 hours on the 2-core CPU; rerun to
 # resume), then results/*.json. Logs in runs/results/logs/. LANES="full textured"
-# runs only those lanes (ce, ice, textured, full), side by side.
+# runs only those lanes (ce, ice, textured, selection, full), side by side.
 results: $(INSTALLED)
 	PYTHON=$(PYTHON) experiments/results.sh runs/results $(LANES)
 

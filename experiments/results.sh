@@ -4,7 +4,7 @@
 #   experiments/results.sh [RUNS_DIR [LANE...]]   (default runs/results, every lane; `make results`)
 #
 # Two jobs run at a time (one per core of the 2-core CPU the numbers were taken
-# on). Named lanes (ce, ice, textured, full) run side by side, without the final
+# on). Named lanes (ce, ice, textured, selection, full) run side by side, without the final
 # collection. Every command resumes: rerun the script after an interruption and
 # it continues each run from its last checkpoint; finished runs are only
 # re-evaluated. Logs go to RUNS_DIR/logs/<run>.log.
@@ -162,6 +162,17 @@ lane_textured() {
   done
 }
 
+# Shift-blind model selection (docs/selection.md): 5,000 training examples held out; every 215 steps the
+# held-out logit error and a fresh nuisance classifier's held-out cross-entropy on z_n pick the kept checkpoint.
+SELECT=(--config.selection.holdout_examples=5000 --config.selection.every_steps=215
+  --config.selection.logit_error_tolerance=0.5 --config.checkpoint_every_steps=215 --config.keep_checkpoints=30)
+lane_selection() {
+  train selection/binary_ice_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}" \
+    "${SELECT[@]}"
+  train selection/binary_ce_6_epochs configs/shift_mnist_ce.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}" \
+    "${SELECT[@]}"
+}
+
 # The paper's model (3 levels x 16 steps, width 128) on the :cpu schedule (issue 16).
 lane_full() {
   train mnist_full/ce configs/mnist_ce.py:full
@@ -179,7 +190,7 @@ if (( $# > 1 )); then
   exit
 fi
 { lane_ce; lane_textured; } & first_lanes=$!
-{ lane_ice; lane_full; } & second_lanes=$!
+{ lane_ice; lane_selection; lane_full; } & second_lanes=$!
 wait "$first_lanes" && wait "$second_lanes"
 "$PYTHON" -m experiments.spheres --out="$RUNS/spheres" >"$RUNS/logs/spheres.log" 2>&1
 echo "$(date +%T) spheres figure in $RUNS/spheres"
