@@ -205,7 +205,8 @@ TABLES = {
     "mnist_full": _MNIST_COLUMNS,
     "shift_mnist": _SHIFT_MNIST_COLUMNS,
     "shift_mnist_full": _SHIFT_MNIST_COLUMNS,
-    "textured_curve": ["texture_images", "texture_images_per_class", "model_size", "loss", "train_error",
+    "textured_curve": ["texture_images", "texture_images_per_class", "model_size", "loss", "nuisance_weight",
+                       "train_error",
                        "test_error", "test_shifted_error", "test_none_error", "epochs", "wall_minutes", "command"],
     "mnist_ablation": ["seed", "loss", "nuisance_form", "nuisance_weight", "mle_weight", "logit_penalty_weight",
                        "label_dependence_weight", "nuisance_classifier_steps", "nuisance_classifier_reset",
@@ -239,27 +240,30 @@ def shift_mnist_figure(rows: list[dict]):
 
 
 def textured_curve_figure(rows: list[dict]):
-  """Shifted-test error (and, dotted, clean-test error) of CE and iCE against the texture images
-  per class that train and test crops share; the disjoint texture images of SPEC 7 as dashed lines."""
+  """Shifted-test error (and, dotted, clean-test error) against the texture images per class that
+  train and test crops share, one colour per loss and nuisance weight; the disjoint texture images
+  of SPEC 7 as dashed lines."""
   figure = matplotlib.figure.Figure(figsize=(5.5, 3.6))
   axis = figure.subplots()
-  for index, loss in enumerate(("ce", "ice")):
-    colour = f"C{index}"
-    shared = sorted((row["texture_images_per_class"], row["test_shifted_error"], row["test_error"]) for row in rows
-                    if row["loss"] == loss and row["texture_images"] == "shared")
+  settings = sorted({(row["loss"], row["nuisance_weight"]) for row in rows})
+  for index, (loss, weight) in enumerate(settings):
+    colour, name = f"C{index}", loss if loss == "ce" else f"{loss} {weight:g}"
+    chosen = [row for row in rows if (row["loss"], row["nuisance_weight"]) == (loss, weight)]
+    shared = sorted((row["texture_images_per_class"], row["test_shifted_error"], row["test_error"]) for row in chosen
+                    if row["texture_images"] == "shared")
     if shared:
       counts, shifted, clean = zip(*shared)
-      axis.plot(counts, shifted, marker="o", color=colour, label=f"{loss}, shared images")
-      axis.plot(counts, clean, marker="x", linestyle=":", color=colour, label=f"{loss}, clean test")
-    for row in rows:
-      if row["loss"] == loss and row["texture_images"] == "disjoint":
-        axis.axhline(row["test_shifted_error"], color=colour, linestyle="--", label=f"{loss}, disjoint images")
+      axis.plot(counts, shifted, marker="o", color=colour, label=f"{name}, shifted test")
+      axis.plot(counts, clean, marker="x", linestyle=":", color=colour, label=f"{name}, clean test")
+    for row in chosen:
+      if row["texture_images"] == "disjoint":
+        axis.axhline(row["test_shifted_error"], color=colour, linestyle="--", label=f"{name}, disjoint images")
   axis.set_xscale("log")
-  axis.set_xlabel("texture images per class")
+  axis.set_xlabel("texture images per class (shared by train and test)")
   axis.set_ylabel("test error (%)")
   axis.set_ylim(0, 105)
   axis.set_title("textured shiftMNIST: the texture of another class")
-  axis.legend(fontsize=8)
+  axis.legend(fontsize=7)
   figure.tight_layout()
   return figure
 
