@@ -48,8 +48,7 @@ def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
 
 def evaluate(config, mesh, eval_step, state, split: str, max_examples: int | None = None) -> dict:
   """Error rates (%) and bits/dim of `state` on a split (its first `max_examples`)."""
-  batches = data.load(config.dataset, split, batch_size=config.eval_batch_size, mesh=mesh, num_epochs=1,
-                      shuffle=False, dequantize=False, drop_remainder=False, **holdout_probe.data_options(config))
+  batches = holdout_probe.eval_batches(config, mesh, split)
   if max_examples:
     batches = itertools.islice(batches, -(-max_examples // config.eval_batch_size))
   totals = None
