@@ -4,8 +4,9 @@ Prints images/s for the forward pass, forward + inverse, and one full iCE
 training step (k nuisance-classifier updates and one flow update, SPEC 5) at
 batch 128, after compilation, by default for float32 and bfloat16 operands
 (`config.model.compute_dtype`) and the train step with each backprop
-(`config.model.backprop`: "autodiff", the configs' default, and "reversible",
-which the ':full' variant uses; the forward passes do not depend on it); beside each rate the FLOP rate it reaches (the
+(`config.model.backprop`: "autodiff", "remat", the configs' default, and
+"reversible", which the ':full' variant uses; the forward passes do not depend
+on it); beside each rate the FLOP rate it reaches (the
 matrix products and convolutions in the program, `product_flops`, over the time) and that rate as a fraction
 of a jitted 2048x2048 matrix product measured in the same run, interleaved with
 the model's calls so that both see the same load (float32, and bfloat16
@@ -39,6 +40,7 @@ from invjax import losses
 from invjax import models
 from invjax import train
 from invjax.blocks import conv
+from invjax.blocks.flow_steps import BACKPROPS
 from invjax.flops import product_flops
 
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Images per call.")
@@ -48,7 +50,7 @@ _COMPUTE_DTYPE = flags.DEFINE_list(
 _PROFILE = flags.DEFINE_bool("profile", False, "Also time the train step's parts, compiled separately.")
 _CONV = flags.DEFINE_list("conv", [], f"Convolution formulations to compare, of {conv.FORMULATIONS}.")
 _BACKPROP = flags.DEFINE_list(
-    "backprop", ["autodiff", "reversible"], "config.model.backprop values to compare (the train step's gradient).")
+    "backprop", list(BACKPROPS), "config.model.backprop values to compare (the train step's gradient).")
 _MATMUL_SIZE = 2048
 
 

@@ -1,8 +1,9 @@
 r"""Memory, compile time and speed of the iCE train step against depth: `python -m experiments.benchmark_depth`.
 
 For each steps-per-level count and each `config.model.backprop` ("autodiff"
-stores every flow step's activations, "reversible" rebuilds them with the
-inverse), on the MNIST preset at batch 128, prints one table row:
+stores every flow step's activations, "remat" only each step's input and
+recomputes the rest, "reversible" rebuilds them with the inverse), on the MNIST
+preset at batch 128, prints one table row:
 
 - the train step's compile time (lowering and XLA compilation, no cache);
 - its temporary memory, from XLA's `compiled.memory_analysis()` (the buffers
@@ -16,7 +17,7 @@ inverse), on the MNIST preset at batch 128, prints one table row:
   run: this machine has 24 GiB).
 
 Each row runs in a process of its own, so that no row reuses memory an
-earlier one freed. `--batch_size`, `--repeats` and `--backprop` (default: both)
+earlier one freed. `--batch_size`, `--repeats` and `--backprop` (default: all three)
 are those of `experiments.benchmark`, whose timing this shares.
 """
 

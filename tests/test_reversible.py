@@ -34,16 +34,15 @@ def _gradients(block, variables, x, key):
   return jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x)
 
 
-def _flow_steps_gradients(permutation, coupling, dropout, dtype):
-  """Gradients of FlowSteps with perturbed parameters by (autodiff, reversible)."""
+def _flow_steps_gradients(permutation, coupling, dropout, dtype, backprops=("autodiff", "reversible")):
+  """Gradients of FlowSteps with perturbed parameters, one for each of `backprops`."""
   make = lambda backprop: blocks.FlowSteps(num_steps=3, permutation=permutation, coupling=coupling, width=8,
                                            dropout=dropout, backprop=backprop)
   x = 1.5 * jax.random.normal(jax.random.key(0), (4, 4, 4, 6))
   variables = testing_utils.perturbed(make("autodiff").init(jax.random.key(1), x), jax.random.key(2), 0.05)
   with jax.enable_x64(dtype == jnp.float64):
     variables, x = testing_utils.cast(variables, dtype), x.astype(dtype)
-    return tuple(_gradients(make(backprop), variables, x, jax.random.key(3))
-                 for backprop in ("autodiff", "reversible"))
+    return tuple(_gradients(make(backprop), variables, x, jax.random.key(3)) for backprop in backprops)
 
 
 @pytest.mark.parametrize("permutation,coupling", itertools.product(PERMUTATIONS, COUPLINGS))
@@ -58,6 +57,31 @@ def test_reversible_gradients_equal_autodiff_in_float64(permutation, coupling, d
 def test_reversible_gradients_equal_autodiff_in_float32(permutation, coupling):
   expected, actual = _flow_steps_gradients(permutation, coupling, 0.3, jnp.float32)
   assert _max_relative_error(actual, expected) <= 1e-4
+
+
+@pytest.mark.parametrize("permutation,coupling", [("reverse", "additive"), ("conv1x1", "affine")])
+@pytest.mark.parametrize("dtype,tolerance", [(jnp.float32, 1e-6), (jnp.float64, 1e-12)])
+def test_remat_gradients_equal_autodiff(permutation, coupling, dtype, tolerance):
+  expected, actual = _flow_steps_gradients(permutation, coupling, 0.3, dtype, ("autodiff", "remat"))
+  assert _max_relative_error(actual, expected) <= tolerance
+
+
+def test_remat_and_reversible_keep_fewer_activations_than_autodiff():
+  """XLA's count of the buffers live while the gradient is computed (besides its arguments and outputs)."""
+  x = jnp.zeros((16, 16, 16, 1))
+  make = lambda backprop: models.FiRevNet(image_shape=(16, 16, 1), num_classes=8, num_levels=2,
+                                          steps_per_level=6, width=32, backprop=backprop)
+  variables = jax.jit(make("autodiff").init)(jax.random.key(0), x)
+
+  def temporary_bytes(backprop):
+    def loss(variables):
+      z, logdet = make(backprop).apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
+      return jnp.sum(z**2) + jnp.sum(logdet)
+    return jax.jit(jax.grad(loss)).lower(variables).compile().memory_analysis().temp_size_in_bytes
+
+  autodiff, remat, reversible = (temporary_bytes(backprop) for backprop in ("autodiff", "remat", "reversible"))
+  assert remat < autodiff / 3
+  assert reversible < autodiff / 3
 
 
 @pytest.mark.parametrize("dtype,tolerance", [(jnp.float32, 1e-4), (jnp.float64, 1e-9)])
@@ -107,7 +131,7 @@ def test_initialisation_normalises_each_step_input_like_an_unrolled_chain():
 
 def test_training_with_either_backprop_ends_with_the_same_parameters():
   final = {}
-  for backprop in ("autodiff", "reversible"):
+  for backprop in ("autodiff", "remat", "reversible"):
     config = mnist_ice.get_config("tiny")
     config.model.update(steps_per_level=2, width=16, backprop=backprop)
     config.batch_size = 16
@@ -123,7 +147,8 @@ def test_training_with_either_backprop_ends_with_the_same_parameters():
   # Adamax moves every parameter by about the learning rate per step whatever its
   # gradient's size, so a rounding difference in a near-zero gradient shows up
   # at that scale: the runs agree to a small fraction of one step.
-  difference = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), final["reversible"], final["autodiff"])
-  assert max(jax.tree.leaves(difference)) <= 0.01 * config.optimizer.learning_rate
+  for backprop in ("remat", "reversible"):
+    difference = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), final[backprop], final["autodiff"])
+    assert max(jax.tree.leaves(difference)) <= 0.01 * config.optimizer.learning_rate, backprop
   initial = jax.jit(parts.create_state)(batch["image"], jax.random.key(0)).flow
   assert _max_relative_error(final["autodiff"], initial) > 1e-3  # the steps moved the parameters

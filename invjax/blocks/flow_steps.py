@@ -14,15 +14,20 @@ an unrolled chain of `FlowStep(seed=first_seed + i)` would: the scan hands each
 step its slice of the stacked `step_constants`.
 
 `backprop` chooses how gradients are computed: "autodiff" differentiates the
-scan (memory grows with n), "reversible" rebuilds each step's input from its
-output with the exact inverse (memory independent of n; about one more
-coupling-network evaluation per step). Both compute the same function and the
-same gradients up to float rounding.
+scan and stores every step's activations (memory grows with n and the
+coupling networks' width); "remat" differentiates it too, but stores only each
+step's input and runs the step again in the backward pass (`jax.checkpoint`;
+the same gradients, memory grows with n alone); "reversible" rebuilds each
+step's input from its output with the exact inverse (memory independent of
+n). The last two cost about one more coupling-network evaluation per step.
+All three compute the same function and the same gradients up to float
+rounding.
 
 Initialisation is data-dependent as in an unrolled chain: `init` runs the steps
 in order on the given batch, each ActNorm normalising what reaches it.
 """
 
+import functools
 from typing import Literal
 
 import flax.linen as nn
@@ -42,7 +47,7 @@ PERMUTATIONS = {
     "conv1x1": permutations.InvertibleConv1x1,
 }
 COUPLINGS = {"additive": coupling.AdditiveCoupling, "affine": coupling.AffineCoupling}
-BACKPROPS = ("autodiff", "reversible")
+BACKPROPS = ("autodiff", "remat", "reversible")
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -104,7 +109,7 @@ class FlowSteps(_StepSettings):
 
   num_steps: int = 1
   first_seed: int = 0
-  backprop: Literal["autodiff", "reversible"] = "autodiff"
+  backprop: Literal["autodiff", "remat", "reversible"] = "autodiff"
 
   def _step(self) -> FlowStep:
     return FlowStep(permutation=self.permutation, coupling=self.coupling, width=self.width,
@@ -166,7 +171,10 @@ class FlowSteps(_StepSettings):
   def __call__(self, x, train=False):
     check_choice("backprop", self.backprop, BACKPROPS)
     params = self._stacked_params(jax.lax.stop_gradient(x), through_inverse=False)
-    chain = reversible.reversible_chain if self.backprop == "reversible" else reversible.chain_forward
+    if self.backprop == "reversible":
+      chain = reversible.reversible_chain
+    else:
+      chain = functools.partial(reversible.chain_forward, remat=self.backprop == "remat")
     return chain(self._stages(x.shape[-1], train), params, self._step_keys(train), x)
 
   def inverse(self, y, train=False):

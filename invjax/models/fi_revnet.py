@@ -52,7 +52,7 @@ class FiRevNet(blocks.Bijection):
   readout: Literal["center", "dct"] = "center"
   dropout: float = 0.1
   compute_dtype: jnp.dtype | None = None
-  backprop: Literal["autodiff", "reversible"] = "autodiff"
+  backprop: Literal["autodiff", "remat", "reversible"] = "autodiff"
 
   # --- static geometry -------------------------------------------------------
 
