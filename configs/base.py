@@ -122,8 +122,10 @@ def make_cpu(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 def make_full(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The paper's model (3 levels x 16 steps, width 128, batch 128) on the `cpu` schedule.
 
-  Reversible backprop: on the 2-core CPU it trains 1.2x faster than autodiff and
-  keeps 0.15 instead of 1.8 GiB of activations (docs/performance.md, "Depth").
+  Reversible backprop: on the 2-core CPU it trains as fast as the default "remat"
+  and 1.3x faster than autodiff that stores activations, keeping 0.15 instead of
+  1.8 GiB of them (docs/performance.md, "Depth"). The runs of docs/results.md
+  were started with it.
   """
   config = with_cpu_schedule(config)
   if config.model.kind == "fi_revnet":

@@ -125,9 +125,10 @@ def test_jit_equals_eager(case):
   for method, inputs in ((None, x), (block.inverse, y)):
     eager = block.apply(variables, inputs, method=method)
     jitted = jax.jit(lambda v, a: block.apply(v, a, method=method))(variables, inputs)
-    # Compiled as one program, the coupling network's last product fuses with the affine inverse
-    # x2 = y2 / scale - shift, which eager mode rounds op by op; a small scale amplifies that rounding
-    # (Chain: 1.06e-5 on entries up to 3.1), so the absolute tolerance follows the output's size.
+    # Rounding differs between one compiled program and op-by-op eager mode, and an ill-conditioned
+    # inverse amplifies it: Chain's affine coupling has scales down to 6e-6 at these parameters, so
+    # x2 = y2 / scale - shift cancels terms of size 15, and eager and jit are each 1.6e-5 to 2.2e-5
+    # from the float64 answer (1.06e-5 from each other). The absolute tolerance follows the output's size.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(
         a, b, atol=1e-5 * max(1.0, float(np.abs(a).max())), rtol=1e-5), eager, jitted)
 
