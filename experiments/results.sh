@@ -173,7 +173,11 @@ lane_selection() {
     "${SELECT[@]}"
 }
 
-# The paper's model (3 levels x 16 steps, width 128) on the :cpu schedule (issue 16).
+# The paper's model (3 levels x 16 steps, width 128) on the :cpu schedule (issue 16); at its batch of 128,
+# six epochs are 2808 steps, and the selection runs every 117 steps (a quarter epoch, as 215 is at batch 64).
+FULL_SIX_EPOCHS=(--config.total_steps=2808 "--config.optimizer.decay_epochs=(5,)")
+FULL_SELECT=(--config.selection.holdout_examples=5000 --config.selection.every_steps=117
+  --config.selection.logit_error_tolerance=0.5 --config.checkpoint_every_steps=117 --config.keep_checkpoints=30)
 lane_full() {
   train mnist_full/ce configs/mnist_ce.py:full
   analyse mnist_full/ce "${ORACLE[@]}"
@@ -181,6 +185,10 @@ lane_full() {
   analyse mnist_full/ice "${ORACLE[@]}"
   train shift_mnist_full/binary_ce configs/shift_mnist_ce.py:full --config.variant=binary
   train shift_mnist_full/binary_ice configs/shift_mnist_ice.py:full --config.variant=binary
+  train shift_mnist_full/binary_ice_6_epochs_selection configs/shift_mnist_ice.py:full --config.variant=binary \
+    "${FULL_SIX_EPOCHS[@]}" "${FULL_SELECT[@]}"
+  train shift_mnist_full/binary_ce_6_epochs_selection configs/shift_mnist_ce.py:full --config.variant=binary \
+    "${FULL_SIX_EPOCHS[@]}" "${FULL_SELECT[@]}"
 }
 
 train oracle/mnist_cnn configs/mnist_cnn.py:cpu
