@@ -162,10 +162,14 @@ lane_textured() {
   done
 }
 
-# Shift-blind model selection (docs/selection.md): 5,000 training examples held out; every 215 steps the
-# held-out logit error and a fresh nuisance classifier's held-out cross-entropy on z_n pick the kept checkpoint.
-SELECT=(--config.selection.holdout_examples=5000 --config.selection.every_steps=215
-  --config.selection.logit_error_tolerance=0.5 --config.checkpoint_every_steps=215 --config.keep_checkpoints=30)
+# Shift-blind model selection (docs/selection.md), one option per line: 5,000 training examples held out;
+# every $1 steps the held-out logit error and a fresh nuisance classifier's held-out cross-entropy on z_n
+# pick the kept checkpoint.
+selection_every() {
+  printf '%s\n' --config.selection.holdout_examples=5000 --config.selection.every_steps="$1" \
+    --config.selection.logit_error_tolerance=0.5 --config.checkpoint_every_steps="$1" --config.keep_checkpoints=30
+}
+mapfile -t SELECT < <(selection_every 215)  # a quarter epoch at batch 64
 lane_selection() {
   train selection/binary_ice_6_epochs configs/shift_mnist_ice.py:cpu --config.variant=binary "${SIX_EPOCHS[@]}" \
     "${SELECT[@]}"
@@ -176,8 +180,7 @@ lane_selection() {
 # The paper's model (3 levels x 16 steps, width 128) on the :cpu schedule (issue 16); at its batch of 128,
 # six epochs are 2808 steps, and the selection runs every 117 steps (a quarter epoch, as 215 is at batch 64).
 FULL_SIX_EPOCHS=(--config.total_steps=2808 "--config.optimizer.decay_epochs=(5,)")
-FULL_SELECT=(--config.selection.holdout_examples=5000 --config.selection.every_steps=117
-  --config.selection.logit_error_tolerance=0.5 --config.checkpoint_every_steps=117 --config.keep_checkpoints=30)
+mapfile -t FULL_SELECT < <(selection_every 117)
 lane_full() {
   train mnist_full/ce configs/mnist_ce.py:full
   analyse mnist_full/ce "${ORACLE[@]}"
