@@ -7,6 +7,7 @@ so other code and tests can import them.
 import json
 import math
 import pathlib
+import shlex
 import shutil
 
 import matplotlib.figure
@@ -172,6 +173,31 @@ def run_folders(folder: pathlib.Path) -> list[pathlib.Path]:
 def rows(folder: pathlib.Path, make_row, skip_unfinished: bool = False) -> list[dict]:
   """`make_row` of every run folder under `folder`, leaving out runs in progress if `skip_unfinished`."""
   return [make_row(workdir) for workdir in run_folders(folder) if is_finished(workdir) or not skip_unfinished]
+
+
+def run_name(row: dict) -> str | None:
+  """The folder name of the run a row was collected from: the last part of the `--workdir` of the
+  row's command (None where the command names no workdir)."""
+  arguments = shlex.split(row.get("command", ""))
+  for index, argument in enumerate(arguments):
+    if argument.startswith("--workdir="):
+      return pathlib.Path(argument.removeprefix("--workdir=")).name
+    if argument == "--workdir" and index + 1 < len(arguments):
+      return pathlib.Path(arguments[index + 1]).name
+  return None
+
+
+def rows_without_folders(earlier_rows: list[dict], folder: pathlib.Path) -> list[dict]:
+  """The rows of `earlier_rows` whose run has no folder under `folder`: a result collected before
+  is kept until its run is trained again there (where a run folder is, its row is collected anew).
+  A row whose command names no workdir is kept only while `folder` holds no runs at all."""
+  present = {workdir.name for workdir in run_folders(folder)}
+
+  def is_collected_anew(row: dict) -> bool:
+    name = run_name(row)
+    return name in present if name else bool(present)
+
+  return [row for row in earlier_rows if not is_collected_anew(row)]
 
 
 GROUPS = {

@@ -21,9 +21,10 @@ Reads every run folder under RUNS/<group> for each group of `collect.GROUPS`
 Every row carries the run's epochs, wall time, hardware and the exact command
 that trained it, read from the run folder, and the model's size. A run that has
 not finished (its final_metrics.json missing) is an error, not a silent gap
-(`--skip_unfinished` leaves such runs out and names them). A
-group with no folder under RUNS keeps the rows of its existing OUT/<group>.json,
-and says so.
+(`--skip_unfinished` leaves such runs out and names them). A row of an
+existing OUT/<group>.json whose run has no folder under RUNS/<group> is kept, and
+named: results collected before survive a new machine or a cleaned RUNS until
+their runs are trained again.
 """
 
 import json
@@ -49,17 +50,18 @@ def main(argv):
   results = {}
   try:
     for name, make_row in collect.GROUPS.items():
-      if (runs / name).is_dir():
-        results[name] = collect.rows(runs / name, make_row, _SKIP_UNFINISHED.value)
-        if _SKIP_UNFINISHED.value:
-          for workdir in collect.run_folders(runs / name):
-            if not collect.is_finished(workdir):
-              print(f"Left out {workdir}: not finished")
-      elif (out / f"{name}.json").exists():
-        results[name] = json.loads((out / f"{name}.json").read_text())
-        print(f"Kept {out / name}.json: no {runs / name} to collect it from")
-      else:
-        results[name] = []
+      collected = collect.rows(runs / name, make_row, _SKIP_UNFINISHED.value)
+      if _SKIP_UNFINISHED.value:
+        for workdir in collect.run_folders(runs / name):
+          if not collect.is_finished(workdir):
+            print(f"Left out {workdir}: not finished")
+      earlier_path = out / f"{name}.json"
+      earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() else []
+      kept = collect.rows_without_folders(earlier, runs / name)
+      for row in kept:
+        print(f"Kept the row of {collect.run_name(row) or row['command']} from {earlier_path}: "
+              f"no run folder for it under {runs / name}")
+      results[name] = sorted(collected + kept, key=lambda row: collect.run_name(row) or "")
   except (FileNotFoundError, ValueError) as error:
     print(f"Error: {error}", file=sys.stderr)
     sys.exit(1)

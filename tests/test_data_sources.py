@@ -106,3 +106,25 @@ def test_failed_download_names_the_files_and_the_variable(tmp_path, monkeypatch)
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline_download)
   with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz.*set INVJAX_MNIST_DIR"):
     sources.prepare("mnist", data_dir=tmp_path)
+
+
+def test_dataset_prepared_by_another_process_meanwhile_is_read(tfds_dir, tmp_path, monkeypatch):
+  """Two runs started together on a fresh machine both prepare MNIST: TFDS's final rename fails in
+  the second although the first left a complete dataset, which the second then reads."""
+  def prepared_by_another_process(builder, *args, **kwargs):
+    shutil.copytree(tfds_dir / "mnist", tmp_path / "mnist")
+    raise FileExistsError(f"Cannot rename {tmp_path}/mnist/incomplete.X: Destination {tmp_path}/mnist exists.")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", prepared_by_another_process)
+  builder = sources.prepare("mnist", data_dir=tmp_path, manual_dir=MNIST_DIR)
+  labels = tfds.as_numpy(builder.as_dataset(split="test", batch_size=-1))["label"]
+  assert np.bincount(labels).tolist() == MNIST_TEST_HISTOGRAM
+
+
+def test_rename_failure_without_a_prepared_dataset_is_raised(tmp_path, monkeypatch):
+  def failed_rename(builder, *args, **kwargs):
+    raise FileExistsError("Cannot rename: destination exists")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", failed_rename)
+  with pytest.raises(FileExistsError, match="Cannot rename"):
+    sources.prepare("mnist", data_dir=tmp_path, manual_dir=MNIST_DIR)

@@ -149,6 +149,28 @@ def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
   assert len(json.loads((out / "textured_curve.json").read_text())) == 2
 
 
+def test_main_keeps_earlier_rows_of_runs_without_folders_and_recollects_the_others(tmp_path):
+  runs, out = tmp_path / "runs", tmp_path / "results"
+  config = shift_mnist_ce.get_config("full")
+  config.variant = "binary"
+  command = "python -m experiments.train --workdir=runs/results/shift_mnist_full/binary_ice --config=X"
+  _finished_run(runs / "shift_mnist_full" / "binary_ice", config, {**SHIFT_FINAL, "step": 100}, command=command)
+  out.mkdir()
+  earlier_rows = [
+      {"variant": "binary", "loss": "ce", "test_shifted_error": 90.56,
+       "command": "python -m experiments.train --workdir=old/shift_mnist_full/binary_ce --config=Y"},
+      {"variant": "binary", "loss": "ice", "test_shifted_error": 12.0,
+       "command": "python -m experiments.train --workdir 'old/shift_mnist_full/binary_ice' --config=Z"},
+  ]
+  (out / "shift_mnist_full.json").write_text(json.dumps(earlier_rows))
+  completed = _collect(runs, out)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert f"Kept the row of binary_ce from {out / 'shift_mnist_full.json'}" in completed.stdout
+  rows = json.loads((out / "shift_mnist_full.json").read_text())
+  assert [(row["test_shifted_error"], row["command"]) for row in rows] == [
+      (90.56, earlier_rows[0]["command"]), (61.23, command)]
+
+
 def test_main_without_runs_exits_with_the_reason(tmp_path):
   completed = _collect(tmp_path, tmp_path / "results")
   assert completed.returncode == 1 and "no finished runs" in completed.stderr

@@ -30,7 +30,7 @@ import jax
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from invjax.data import pipeline, preprocess
+from invjax.data import pipeline, preprocess, sources
 
 MANUAL_DIR_ENV = "INVJAX_IMAGENET_DIR"
 # The sizes of the official files, in bytes (TFDS's checksums.tsv).
@@ -98,7 +98,8 @@ def prepare(data_dir=None, manual_dir=None) -> tfds.core.DatasetBuilder:
   for name in MANUAL_FILES:
     check_manual_file(os.path.join(manual, name))
   try:
-    builder.download_and_prepare(
+    return sources.download_and_prepare(
+        builder,
         download_dir=os.path.join(builder.data_dir_root, "downloads", "imagenet2012"),
         download_config=tfds.download.DownloadConfig(manual_dir=manual, try_download_gcs=False),
     )
@@ -106,7 +107,6 @@ def prepare(data_dir=None, manual_dir=None) -> tfds.core.DatasetBuilder:
     raise ValueError(
         f"Preparing imagenet2012 from {manual} failed ({type(error).__name__}: {error}): a tar in it is "
         f"corrupt. Download {' and '.join(MANUAL_FILES)} again.") from error
-  return builder
 
 
 def num_examples(split: str, data_dir=None, manual_dir=None) -> int:

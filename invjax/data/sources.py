@@ -101,6 +101,23 @@ def verify_manual_files(name: str, manual_dir: str | os.PathLike) -> None:
       )
 
 
+def download_and_prepare(builder: tfds.core.DatasetBuilder, **kwargs) -> tfds.core.DatasetBuilder:
+  """`builder.download_and_prepare(**kwargs)`, or the dataset another process prepared meanwhile.
+
+  TFDS writes a dataset into a temporary folder and renames it when complete. When two processes
+  prepare the same dataset at once (two runs started together on a fresh machine), the second
+  rename fails with FileExistsError although the dataset is complete; that process then reads the
+  dataset the first one wrote, instead of failing its run.
+  """
+  try:
+    builder.download_and_prepare(**kwargs)
+  except FileExistsError:
+    if not builder.is_prepared():
+      raise
+    return tfds.builder(f"{builder.name}:{builder.version}", data_dir=os.fspath(builder.data_dir_root))
+  return builder
+
+
 def prepare(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -126,22 +143,21 @@ def prepare(
   manual = manual_dir_for(name, manual_dir)
   if manual is not None:
     verify_manual_files(name, manual)
-    builder.download_and_prepare(
+    return download_and_prepare(
+        builder,
         download_dir=download_dir,
         download_config=tfds.download.DownloadConfig(
             manual_dir=manual, try_download_gcs=False
         ),
     )
-    return builder
   try:
-    builder.download_and_prepare(download_dir=download_dir)
+    return download_and_prepare(builder, download_dir=download_dir)
   except OSError as error:  # requests' connection errors are OSErrors too.
     raise FileNotFoundError(
         f"Could not download {name} ({error}). Put the four original files "
         f"{', '.join(OFFICIAL_SHA256[name])} in a directory and set "
         f"{MANUAL_DIR_ENV[name]} to it (or pass manual_dir=)."
     ) from error
-  return builder
 
 
 @functools.lru_cache(maxsize=None)
