@@ -7,6 +7,7 @@ change a run work on copies of it.
 
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -15,11 +16,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from invjax import parallel
 from invjax import train
 from invjax.train import checkpoints
 from invjax.train import identity
@@ -233,6 +237,56 @@ def test_a_crash_in_the_final_evaluation_loses_no_step(tmp_path, monkeypatch):
     train.train_and_evaluate(micro_config(), tmp_path)
   assert any("newest checkpoint that verifies is step 4" in note for note in error.value.__notes__)
   assert train.load_run(tmp_path).step == 4
+
+
+def _slow_work(step):
+  """About 10 GFLOP that depend on `step`: a stand-in for a big model's step (no host callback, which
+  would make dispatch synchronous)."""
+  start = jnp.full((512, 512), 1.0 / 512) * step.astype(jnp.float32)
+  return jax.lax.fori_loop(0, 40, lambda _, y: jnp.tanh(y @ y), start).mean()
+
+
+def test_the_loop_dispatches_at_most_one_step_ahead_of_the_running_one(tmp_path, monkeypatch):
+  """Were Python to run ahead of the device, a SIGTERM (a preemption notice, seconds of grace) would be
+  saved only after every step already dispatched had run; between log steps that can be dozens."""
+  slow_work = jax.jit(_slow_work)
+  slow_work(jnp.int32(1)).block_until_ready()
+  slow_work_seconds = min(_seconds(lambda: slow_work(jnp.int32(1)).block_until_ready()) for _ in range(3))
+  make_train_step = loop.step_lib.make_train_step
+
+  def make_slow_train_step(*args, **kwargs):
+    train_step = make_train_step(*args, **kwargs)
+
+    def slow_train_step(state, batch, key):
+      state, metrics = train_step(state, batch, key)
+      return state, {**metrics, "loss": metrics["loss"] + 1e-30 * _slow_work(state.step)}
+
+    return slow_train_step
+
+  request_times = []
+  train_batches = loop.train_batches
+
+  def timed_batches(*args):
+    for batch in list(itertools.islice(train_batches(*args), 8)):  # read ahead: only the steps take time
+      request_times.append(time.perf_counter())
+      yield batch
+
+  monkeypatch.setattr(loop.step_lib, "make_train_step", make_slow_train_step)
+  monkeypatch.setattr(loop, "train_batches", timed_batches)
+  # One device, as on a laptop: the tests' 8 host-platform devices dispatch each step synchronously.
+  make_data_mesh = parallel.make_data_mesh
+  monkeypatch.setattr(parallel, "make_data_mesh", lambda num_devices=None: make_data_mesh(1))
+  config = micro_config(total_steps=8, log_every_steps=8, checkpoint_every_steps=8, eval_every_steps=8)
+  assert train.train_and_evaluate(config, tmp_path)["step"] == 8
+  # The batch of step 8 is asked for once step 6 has run, so steps 1-6 run between the requests for steps 2 and 8.
+  loop_requests = request_times[-8:]
+  assert loop_requests[7] - loop_requests[1] > 2.5 * slow_work_seconds, (loop_requests, slow_work_seconds)
+
+
+def _seconds(function) -> float:
+  start = time.perf_counter()
+  function()
+  return time.perf_counter() - start
 
 
 def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninterrupted_one(run, tmp_path,

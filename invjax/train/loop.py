@@ -232,8 +232,14 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
   evaluation = None
   if selector is not None and selector.due(int(state.step), int(state.step) == config.total_steps):
     selector.measure(state, int(state.step), writer)  # due before a stop that came right after its checkpoint
+  running_metrics = None
   for step in range(int(state.step) + 1, config.total_steps + 1):
     state, metrics = train_step(state, next(batches), step_key)
+    # Steps are dispatched asynchronously; waiting for the previous one keeps one step queued behind the
+    # running one, not every step Python could run ahead to, so a SIGTERM (a preemption's grace period is
+    # seconds) is saved after at most two steps' time.
+    jax.block_until_ready(running_metrics)
+    running_metrics = metrics
     final_step = step == config.total_steps
     if step % config.log_every_steps == 0 or final_step:
       # Reading metrics waits for the step, so only at log steps; a non-finite state
