@@ -58,9 +58,9 @@ def main(argv):
       earlier_path = out / f"{name}.json"
       earlier = json.loads(earlier_path.read_text()) if earlier_path.exists() else []
       kept = collect.rows_without_folders(earlier, runs / name)
-      for row in kept:
-        print(f"Kept the row of {collect.run_name(row) or row['command']} from {earlier_path}: "
-              f"no run folder for it under {runs / name}")
+      if kept:
+        print(f"Kept {len(kept)} rows of {earlier_path} whose runs have no folder under {runs / name}: "
+              + ", ".join(collect.run_name(row) or row["command"] for row in kept))
       results[name] = sorted(collected + kept, key=lambda row: collect.run_name(row) or "")
   except (FileNotFoundError, ValueError) as error:
     print(f"Error: {error}", file=sys.stderr)

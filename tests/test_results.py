@@ -165,7 +165,9 @@ def test_main_keeps_earlier_rows_of_runs_without_folders_and_recollects_the_othe
   (out / "shift_mnist_full.json").write_text(json.dumps(earlier_rows))
   completed = _collect(runs, out)
   assert completed.returncode == 0, completed.stderr[-3000:]
-  assert f"Kept the row of binary_ce from {out / 'shift_mnist_full.json'}" in completed.stdout
+  kept_lines = [line for line in completed.stdout.splitlines() if line.startswith("Kept")]
+  assert kept_lines == [f"Kept 1 rows of {out / 'shift_mnist_full.json'} whose runs have no folder under "
+                        f"{runs / 'shift_mnist_full'}: binary_ce"]
   rows = json.loads((out / "shift_mnist_full.json").read_text())
   assert [(row["test_shifted_error"], row["command"]) for row in rows] == [
       (90.56, earlier_rows[0]["command"]), (61.23, command)]
