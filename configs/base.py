@@ -9,6 +9,8 @@ paper's model for those epochs.
 
 import ml_collections
 
+from invjax import objective
+
 MNIST_TRAIN_EXAMPLES = 60_000
 
 
@@ -38,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.coupling = "additive"
   config.model.permutation = "reverse"
   config.model.readout = "center"
+  config.model.split = True  # False: no latent leaves before the last level (all of z_n from the full depth)
   config.model.dropout = 0.1
   config.model.compute_dtype = ""  # e.g. "bfloat16" for the coupling networks' operands
   # "remat": autodiff's gradients, each flow step's activations recomputed in the
@@ -48,13 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   # rounding where a ReLU flips.
   config.model.backprop = "remat"
 
-  config.loss = ml_collections.ConfigDict()
-  config.loss.ce_weight = 1.0
-  config.loss.nuisance_weight = 0.0
-  config.loss.mle_weight = 0.0
+  # One weight per loss term of invjax/objective.py's registry (ce_weight 1, the others 0).
+  config.loss = ml_collections.ConfigDict(objective.default_weights())
   config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code)
-  config.loss.logit_penalty_weight = 0.0  # spectral decoupling; any model
-  config.loss.label_dependence_weight = 0.0  # kernel CKA of z_n and the labels; fi-RevNet only
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)

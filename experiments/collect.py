@@ -14,7 +14,7 @@ import matplotlib.figure
 
 from configs import base
 from experiments import commands
-from invjax import losses
+from invjax import objective
 from invjax.data import shift_mnist
 from invjax.train import checkpoints, writers
 
@@ -55,7 +55,7 @@ def model_size(config) -> str | None:
 
 def _has_independence_terms(config) -> bool:
   """Whether the flow trains on a term on z_n, not only on terms any classifier takes."""
-  return any(config.loss.get(name, 0.0) > 0 for name in losses.LATENT_TERM_WEIGHTS)
+  return any(config.loss.get(name, 0.0) > 0 for name in objective.LATENT_TERM_WEIGHTS)
 
 
 def _common(facts: dict) -> dict:

@@ -15,6 +15,8 @@ while D_nc minimises its own cross-entropy on the stop-gradient z_n:
   L_logit = ||z_s||^2 / 2               spectral decoupling (Pezeshki et al., 2021), ours
   L_dep = CKA(k_Gauss(z_n), k_label(y))  kernel dependence of z_n on y (`label_dependence`), ours
 
+The registry of terms, their weights and defaults is `invjax.objective`; the
+label-independence penalties without a player are in `invjax.independence`.
 L_MLE is in bits per input dimension (d = all entries of x, in [-1, 1] with
 bins of width 2/256; see `invjax.data.dequantize`), so its weight compares with
 the cross-entropies whatever the image size. CE training is w_nuisance = w_mle = 0.
@@ -37,9 +39,6 @@ import numpy as np
 import optax
 
 NUISANCE_FORMS = ("paper", "shuffled")
-# The config.loss weights of the terms on z_n, which only a fi-RevNet has; the
-# others (ce_weight, logit_penalty_weight) apply to any classifier.
-LATENT_TERM_WEIGHTS = ("nuisance_weight", "mle_weight", "label_dependence_weight")
 # Inputs live in [-1, 1] with 256 bins of width 2/256: -log(2/256) = log(128) nats per dimension.
 _LOG_BIN_VOLUME_PER_DIM = np.log(128.0)
 

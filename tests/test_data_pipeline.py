@@ -54,12 +54,13 @@ def test_eval_pads_last_batch_with_masked_examples(tfds_dir):
   np.testing.assert_array_equal(np.concatenate([b["label"][b["mask"]] for b in collected]), labels)
 
 
-def test_dequantize_adds_one_bin_of_uniform_noise():
+def test_dequantize_adds_one_bin_of_uniform_noise_centred_on_the_pixel():
   images = -jnp.ones((64, 32, 32, 3))
   noisy = jax.jit(data.dequantize)(jax.random.key(0), images)
   noise = np.asarray(noisy - images)
-  assert noise.min() >= 0.0 and noise.max() <= 2 / 256  # "<" up to float rounding.
-  assert abs(noise.mean() - 1 / 256) < 1e-4
+  assert noise.min() >= -1 / 256 and noise.max() <= 1 / 256  # "<" up to float rounding.
+  assert noise.min() < -0.99 / 256 and noise.max() > 0.99 / 256
+  assert abs(noise.mean()) < 1e-4
   np.testing.assert_array_equal(noisy, data.dequantize(jax.random.key(0), images))
 
 

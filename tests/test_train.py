@@ -18,6 +18,7 @@ from invjax import data
 from invjax import losses
 from invjax import parallel
 from invjax import train
+from invjax.analysis import features
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
 from invjax.train import writers
@@ -203,6 +204,11 @@ def test_run_writes_metrics_and_loads_for_analysis(tmp_path):
   assert run.kind == "fi_revnet" and run.step == 4
   z, _ = run.model.apply(run.variables, jnp.zeros((2, 32, 32, 3)))
   assert z.shape == (2, 3072)
+  # One definition of the model's logits: the analyses' (features.logits_function on the split's
+  # images) and the training evaluation's agree to the example.
+  images, labels = data.as_numpy("mnist", "test", max_examples=128)
+  logits = features.logits_function(run.model)(run.variables, images)
+  assert np.sum(np.argmax(logits, -1) != labels) == round(final["test/logit_error"] / 100 * 128)  # in %
 
 
 @pytest.mark.parametrize("overrides,message", [

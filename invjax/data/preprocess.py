@@ -54,10 +54,16 @@ def canvas_to_model_input(canvases: tf.Tensor) -> tf.Tensor:
 def dequantize(key: jax.Array, images: jax.Array) -> jax.Array:
   """Adds uniform dequantisation noise to images scaled to [-1, 1].
 
-  Returns `images + U(0, 2/256)`: noise of 1/256 in [0, 1] units, spread over
-  one quantisation bin of the [-1, 1] scale. Log-likelihoods of dequantised
-  images are densities over bins of width 2/256, so bits/dim computations use
-  a bin width of 2/256 (`DEQUANTIZATION_BIN_WIDTH`).
+  Returns `images + U(-1/256, 1/256)`: one quantisation bin of the [-1, 1]
+  scale (width w = 2/256, `DEQUANTIZATION_BIN_WIDTH`), centred on the pixel
+  value. Log-likelihoods of dequantised images are densities over these bins,
+  so bits/dim computations use the bin width w.
+
+  The noise is centred so that a model's input for a pixel value x is x itself
+  everywhere: training sees x + U(-w/2, w/2), whose centre is x, and
+  evaluation, the analyses and metamers feed x with nothing added. (Noise in
+  [0, w) would make the training distribution's centre x + w/2, and every
+  consumer would have to add that offset.)
 
   Pure JAX: call it inside a jitted training step with the step's own key; it
   works on globally sharded arrays (the noise follows the input's sharding).
@@ -69,6 +75,5 @@ def dequantize(key: jax.Array, images: jax.Array) -> jax.Array:
   Returns:
     An array of the same shape, dtype (and sharding under jit) as `images`.
   """
-  return images + jax.random.uniform(
-      key, images.shape, images.dtype, 0.0, DEQUANTIZATION_BIN_WIDTH
-  )
+  half_bin = DEQUANTIZATION_BIN_WIDTH / 2
+  return images + jax.random.uniform(key, images.shape, images.dtype, -half_bin, half_bin)

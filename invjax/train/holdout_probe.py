@@ -33,7 +33,6 @@ from jax.experimental import multihost_utils
 from invjax import data
 from invjax import models
 from invjax.analysis import posthoc
-from invjax.train import step as step_lib
 
 # The fresh classifier trains on minibatches of this size (`posthoc.train_nuisance_classifier`'s default).
 PROBE_BATCH_SIZE = 128
@@ -57,7 +56,7 @@ def make_encode(config, model):
   """`encode(model_params, batch) -> (logits, z_n)` of a batch in evaluation mode, ready for `jax.jit`."""
 
   def encode(model_params, batch):
-    z, _ = step_lib.eval_outputs(config, model, model_params, batch["image"])
+    z, _ = model.apply({"params": model_params}, batch["image"])
     return models.split_latent(z, config.num_classes)
 
   return encode

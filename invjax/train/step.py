@@ -2,8 +2,8 @@
 
 Per batch (SPEC 5, the authors' schedule): the nuisance classifier takes
 `steps_per_batch` updates on the stop-gradient z_n with the true labels; then
-the flow takes one update on its loss L (`invjax.losses`: w_ce L_sCE +
-w_nuisance L_nCE + w_mle L_MLE and the optional terms) against the updated
+the flow takes one update on its loss L (`invjax.objective`: the weighted
+sum of the registered terms, w_ce L_sCE + w_nuisance L_nCE + w_mle L_MLE + ...) against the updated
 classifier. The flow's forward pass runs once: its pullback
 (`jax.vjp`) is kept while the classifier trains on its output.
 
@@ -27,6 +27,7 @@ import optax
 from invjax import data
 from invjax import losses
 from invjax import models
+from invjax import objective
 from invjax.train import state as state_lib
 
 Metrics = dict[str, jax.Array]
@@ -104,22 +105,14 @@ def make_train_step(
       if is_flow:
         z, logdet = outputs
         logits, z_n = models.split_latent(z, num_classes)
+        inputs = objective.TermInputs(
+            logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=logdet,
+            nuisance_logits=nuisance_classifier.apply({"params": nuisance}, z_n),
+            latent_nll=losses.FactorialGaussian().apply({"params": prior_params}, z_n), num_dims=z.shape[1])
       else:
         logits = outputs
-      terms = {"cross_entropy": losses.cross_entropy(logits, labels)}
-      total = weights.ce_weight * terms["cross_entropy"]
-      if weights.logit_penalty_weight:
-        terms["logit_penalty"] = losses.logit_penalty(logits)
-        total += weights.logit_penalty_weight * terms["logit_penalty"]
-      if is_flow:
-        nuisance_logits = nuisance_classifier.apply({"params": nuisance}, z_n)
-        terms["nuisance"] = losses.nuisance_term(nuisance_logits, labels, weights.nuisance_form, shuffle_key)
-        terms["bits_per_dim"] = jnp.mean(losses.bits_per_dim(
-            losses.FactorialGaussian().apply({"params": prior_params}, z_n), logdet, z.shape[1]))
-        total += weights.nuisance_weight * terms["nuisance"] + weights.mle_weight * terms["bits_per_dim"]
-        if weights.label_dependence_weight:
-          terms["label_dependence"] = losses.label_dependence(z_n, labels, num_classes)
-          total += weights.label_dependence_weight * terms["label_dependence"]
+        inputs = objective.TermInputs(logits, labels, num_classes, shuffle_key, weights)
+      total, terms = objective.evaluate(inputs, has_latent=is_flow)
       return total, {**terms, "error": losses.error_rate(logits, labels)}
 
     (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
@@ -148,14 +141,6 @@ def _top_k_errors(logits, labels, mask):
   return jnp.sum(mask * (rank >= TOP_K))
 
 
-def eval_outputs(config, model, model_params, images):
-  """The model's outputs in evaluation mode; with dequantisation, on the centre of each bin the
-  training noise fills."""
-  if config.dequantize:
-    images = images + data.DEQUANTIZATION_BIN_WIDTH / 2
-  return model.apply({"params": model_params}, images)
-
-
 def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.TrainState, dict], Metrics]:
   """`eval_step(state, batch) -> sums` over the real (mask) examples of a batch:
   logit errors (and top-5 logit errors with more than 5 classes), nuisance-classifier
@@ -165,7 +150,7 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
   def eval_step(state, batch):
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
-    outputs = eval_outputs(config, model, state.flow["model"], batch["image"])
+    outputs = model.apply({"params": state.flow["model"]}, batch["image"])
     if is_flow:
       z, logdet = outputs
       logits, z_n = models.split_latent(z, config.num_classes)

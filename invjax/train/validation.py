@@ -18,6 +18,7 @@ import ml_collections
 
 from invjax import data
 from invjax import losses
+from invjax import objective
 from invjax.blocks import flow_steps
 from invjax.train import holdout_probe
 from invjax.train import state as state_lib
@@ -115,6 +116,8 @@ def _check_model(config) -> None:
   _integer(config, "model.num_levels", 1)
   _integers(config, "model.steps_per_level", 1, allow_single=True)
   _integer(config, "model.width", 1)
+  if "split" in config.model and not isinstance(config.model.split, bool):
+    raise ValueError(f"config.model.split={config.model.split!r} must be True or False.")
   if "compute_dtype" in config.model:
     _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
   if "backprop" in config.model:
@@ -122,11 +125,11 @@ def _check_model(config) -> None:
 
 
 def _check_loss_and_optimizers(config) -> None:
-  for name in ("ce_weight", "logit_penalty_weight", *losses.LATENT_TERM_WEIGHTS):
-    _number(config, f"loss.{name}", 0.0)
+  for term in objective.TERMS:
+    _number(config, f"loss.{term.weight}", 0.0)
   _choice(config, "loss.nuisance_form", losses.NUISANCE_FORMS)
-  if config.model.kind == "cnn" and any(config.loss[name] for name in losses.LATENT_TERM_WEIGHTS):
-    weights = ", ".join(f"config.loss.{name}" for name in losses.LATENT_TERM_WEIGHTS)
+  if config.model.kind == "cnn" and any(config.loss[name] for name in objective.LATENT_TERM_WEIGHTS):
+    weights = ", ".join(f"config.loss.{name}" for name in objective.LATENT_TERM_WEIGHTS)
     raise ValueError(f"A CNN has no nuisance latent: set {weights} to 0.")
   _integers(config, "nuisance_classifier.hidden", 1)
   _number(config, "nuisance_classifier.dropout", 0.0, 1.0, meaning=" (a drop probability)")

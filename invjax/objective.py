@@ -1,0 +1,125 @@
+r"""The flow's objective: a weighted sum of registered loss terms, one record per term.
+
+  L = sum_t  config.loss[t.weight] * t.compute(inputs)
+
+`TERMS` is the one place a loss term is declared. Its record says what the term
+computes (a pure function of `TermInputs`), which `config.loss` field weights it
+and its default, whether it reads the nuisance latent z_n (only a fi-RevNet has
+one; validation refuses such a weight for a CNN), and whether it is reported
+even at weight 0 (the CE, nuisance-game and bits/dim terms every run logs). The
+train step (`invjax.train.step`), config validation, the base config's defaults
+and the results collection all read `TERMS`. To add a term: write its function
+(in `invjax.losses` or `invjax.independence`), add one `Term` here, and test it
+(a case where it must be near zero and one where it must not).
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from invjax import independence
+from invjax import losses
+
+
+class TermInputs(NamedTuple):
+  """What a term may read in a train step; fields a CNN lacks are None.
+
+  Attributes:
+    logits: (B, C) the classifier's logits z_s.
+    labels: (B,) integer labels.
+    num_classes: C.
+    key: a PRNG key for the step's term noise (split per term by name).
+    options: `config.loss` (for options such as `nuisance_form`).
+    z_n: (B, D - C) the nuisance latent.
+    logdet: (B,) log|det dz/dx|.
+    nuisance_logits: (B, C) the nuisance classifier's logits on z_n (its parameters fixed).
+    latent_nll: (B,) -log N(z_n) under the learned factorial Gaussian prior (nats).
+    num_dims: D, the input dimension (for bits/dim).
+  """
+
+  logits: jax.Array
+  labels: jax.Array
+  num_classes: int
+  key: jax.Array
+  options: object
+  z_n: jax.Array | None = None
+  logdet: jax.Array | None = None
+  nuisance_logits: jax.Array | None = None
+  latent_nll: jax.Array | None = None
+  num_dims: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+  """One loss term.
+
+  Attributes:
+    name: its metric name (logged as is).
+    weight: the `config.loss` field that weights it.
+    default_weight: that field's default in `configs/base.py`.
+    compute: `compute(inputs: TermInputs) -> scalar`.
+    reads_latent: whether it reads z_n (fi-RevNet only).
+    always_reported: computed and logged even when its weight is 0.
+  """
+
+  name: str
+  weight: str
+  default_weight: float
+  compute: Callable[[TermInputs], jax.Array]
+  reads_latent: bool
+  always_reported: bool = False
+
+
+def _term_key(inputs: TermInputs, name: str) -> jax.Array:
+  return jax.random.fold_in(inputs.key, sum(map(ord, name)))
+
+
+TERMS: tuple[Term, ...] = (
+    Term("cross_entropy", "ce_weight", 1.0, lambda i: losses.cross_entropy(i.logits, i.labels),
+         reads_latent=False, always_reported=True),
+    Term("logit_penalty", "logit_penalty_weight", 0.0, lambda i: losses.logit_penalty(i.logits),
+         reads_latent=False),
+    Term("nuisance", "nuisance_weight", 0.0,
+         lambda i: losses.nuisance_term(i.nuisance_logits, i.labels, i.options.nuisance_form, i.key),
+         reads_latent=True, always_reported=True),
+    Term("bits_per_dim", "mle_weight", 0.0,
+         lambda i: jnp.mean(losses.bits_per_dim(i.latent_nll, i.logdet, i.num_dims)),
+         reads_latent=True, always_reported=True),
+    Term("label_dependence", "label_dependence_weight", 0.0,
+         lambda i: losses.label_dependence(i.z_n, i.labels, i.num_classes), reads_latent=True),
+    Term("class_mean_gap", "class_mean_gap_weight", 0.0,
+         lambda i: independence.class_mean_gap(i.z_n, i.labels, i.num_classes), reads_latent=True),
+    Term("random_feature_gap", "random_feature_gap_weight", 0.0,
+         lambda i: independence.random_feature_gap(i.z_n, i.labels, i.num_classes,
+                                                   _term_key(i, "random_feature_gap")),
+         reads_latent=True),
+)
+
+LATENT_TERM_WEIGHTS = tuple(term.weight for term in TERMS if term.reads_latent)
+
+
+def default_weights() -> dict[str, float]:
+  """{config.loss field: default} of every term."""
+  return {term.weight: term.default_weight for term in TERMS}
+
+
+def weight_of(loss_options, term: Term) -> float:
+  """The term's weight in `config.loss` (0 where a config predates the term)."""
+  return float(loss_options.get(term.weight, 0.0))
+
+
+def evaluate(inputs: TermInputs, has_latent: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(L, {name: value}) over the terms that apply (latent terms only with a latent) and are
+  weighted or always reported."""
+  total, values = jnp.zeros((), jnp.float32), {}
+  for term in TERMS:
+    weight = weight_of(inputs.options, term)
+    if (term.reads_latent and not has_latent) or not (weight or term.always_reported):
+      continue
+    values[term.name] = term.compute(inputs)
+    if weight:
+      total = total + weight * values[term.name]
+  return total, values

@@ -1,0 +1,82 @@
+"""The label-independence penalties without a player (invjax.independence) and the term registry."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import base
+from configs import mnist_cnn
+from invjax import independence
+from invjax import objective
+from invjax.train import validation
+
+NUM_CLASSES = 10
+PENALTIES = {
+    "class_mean_gap": lambda z, y: independence.class_mean_gap(z, y, NUM_CLASSES),
+    "random_feature_gap": lambda z, y: independence.random_feature_gap(z, y, NUM_CLASSES, jax.random.key(7)),
+}
+
+
+def _batch(seed, label_strength, batch=64, dims=400):
+  """z (batch, dims) standard normal, the first 10 dims shifted by label_strength on their own class."""
+  labels = jax.random.randint(jax.random.key(seed), (batch,), 0, NUM_CLASSES)
+  z = jax.random.normal(jax.random.key(seed + 1000), (batch, dims))
+  return z.at[:, :NUM_CLASSES].add(label_strength * jax.nn.one_hot(labels, NUM_CLASSES)), labels
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_penalty_is_near_zero_for_independent_features_and_clearly_above_for_revealing_ones(name):
+  penalty = PENALTIES[name]
+  independent = np.array([float(penalty(*_batch(seed, 0.0, batch=256))) for seed in range(20)])
+  revealing = np.array([float(penalty(*_batch(seed, 3.0, batch=256))) for seed in range(20)])
+  # Unbiased: independent batches scatter around 0 (either sign); a label that shifts 10 of 400
+  # features by 3 standard deviations on their class stands far above that scatter.
+  assert abs(independent.mean()) < 3 * independent.std() / np.sqrt(len(independent))
+  assert revealing.mean() > 1.0 and revealing.min() > independent.max() + 3 * independent.std()
+
+
+def test_class_mean_gap_gradient_moves_class_means_together_without_shrinking_the_spread():
+  z, labels = _batch(0, 3.0, batch=1024)
+  gradient = jax.grad(lambda z: independence.class_mean_gap(z, labels, NUM_CLASSES))(z)
+  stepped = z - 300.0 * gradient  # about p_k / (2 n_k) per entry: a step near the class means' distance
+  gap_before = float(independence.class_mean_gap(z, labels, NUM_CLASSES))
+  gap_after = float(independence.class_mean_gap(stepped, labels, NUM_CLASSES))
+  assert gap_after < 0.5 * gap_before
+  # Features without label signal hardly move, and no feature's spread within a class collapses.
+  column_norms = jnp.linalg.norm(gradient, axis=0)
+  assert float(jnp.mean(column_norms[NUM_CLASSES:])) < 0.25 * float(jnp.mean(column_norms[:NUM_CLASSES]))
+  within = lambda x: np.mean([np.std(np.asarray(x)[np.asarray(labels) == k], 0).mean() for k in range(NUM_CLASSES)])
+  assert within(stepped) > 0.9 * within(z)
+
+
+def test_every_registered_term_has_its_weight_in_the_base_config_and_validation():
+  config = base.get_config()
+  assert {term.weight for term in objective.TERMS} <= set(config.loss)
+  for term in objective.TERMS:
+    config = base.get_config()
+    config.loss[term.weight] = -1.0
+    with pytest.raises(ValueError, match=f"loss.{term.weight}"):
+      validation.validate(config, num_devices=1)
+
+
+@pytest.mark.parametrize("weight", [t.weight for t in objective.TERMS if t.reads_latent])
+def test_a_cnn_refuses_every_term_on_the_nuisance_latent(weight):
+  config = mnist_cnn.get_config("tiny")
+  config.loss[weight] = 1.0
+  with pytest.raises(ValueError, match="A CNN has no nuisance latent"):
+    validation.validate(config, num_devices=1)
+
+
+def test_objective_sums_the_weighted_terms_and_reports_the_always_reported_ones():
+  z, labels = _batch(0, 3.0)
+  logits = jnp.zeros((64, NUM_CLASSES))
+  options = base.get_config().loss
+  options.class_mean_gap_weight = 0.5
+  inputs = objective.TermInputs(logits, labels, NUM_CLASSES, jax.random.key(0), options, z_n=z,
+                                logdet=jnp.zeros(64), nuisance_logits=logits, latent_nll=jnp.zeros(64), num_dims=410)
+  total, values = objective.evaluate(inputs, has_latent=True)
+  assert set(values) == {"cross_entropy", "nuisance", "bits_per_dim", "class_mean_gap"}
+  np.testing.assert_allclose(total, values["cross_entropy"] + 0.5 * values["class_mean_gap"], rtol=1e-6)
+  _, cnn_values = objective.evaluate(inputs._replace(z_n=None), has_latent=False)
+  assert set(cnn_values) == {"cross_entropy"}
