@@ -122,9 +122,8 @@ def _varied_settings(workdir: pathlib.Path, config) -> dict:
   has_nuisance_term = config.loss.nuisance_weight > 0
   return {"run": workdir.name, "seed": config.seed,
           "nuisance_form": config.loss.nuisance_form if has_nuisance_term else None,
-          "nuisance_weight": config.loss.nuisance_weight, "mle_weight": config.loss.mle_weight,
-          "logit_penalty_weight": config.loss.get("logit_penalty_weight", 0.0),
-          "label_dependence_weight": config.loss.get("label_dependence_weight", 0.0),
+          **{term.weight: objective.weight_of(config.loss, term) for term in objective.TERMS
+             if term.weight != "ce_weight"},
           "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
           "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0),
           "dequantize": config.dequantize, "model_dropout": config.model.dropout}
@@ -157,6 +156,21 @@ def mnist_ablation_row(workdir: pathlib.Path) -> dict:
   """An MNIST row that also names the settings the ablation varies."""
   facts = _run_facts(workdir)
   return {**_varied_settings(workdir, facts["config"]), **_mnist_fields(facts, workdir)}
+
+
+def _posthoc_by_part(analysis: dict) -> dict:
+  """Post-hoc test errors (%) of each probe on each part of z_n: columns `posthoc_<part>_<probe>`."""
+  by_part = analysis.get("posthoc_nuisance_classifier", {}).get("by_part", {})
+  return {f"posthoc_{part}_{probe}": _from_fraction(errors["test_error"])
+          for part, probes in by_part.items() for probe, errors in probes.items()}
+
+
+def objectives_row(workdir: pathlib.Path) -> dict:
+  """An MNIST row of the objectives at equal budget: the weights of every registered term, the
+  architecture (split latents or not), and the post-hoc errors of each part of z_n."""
+  facts = _run_facts(workdir)
+  return {**_varied_settings(workdir, facts["config"]), "split": facts["config"].model.get("split", True),
+          **_mnist_fields(facts, workdir), **_posthoc_by_part(_read_analysis(workdir))}
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
@@ -208,6 +222,7 @@ GROUPS = {
     "textured_curve": ablation_row,
     "ablation": ablation_row,
     "mnist_ablation": mnist_ablation_row,
+    "objectives": objectives_row,
 }
 """Each folder of runs under RUNS, with the function that makes a row of one run."""
 
@@ -238,6 +253,11 @@ TABLES = {
                        "label_dependence_weight", "nuisance_classifier_steps", "nuisance_classifier_reset",
                        "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
                        "bits_per_dim", "epochs", "wall_minutes", "command"],
+    "objectives": ["run", "seed", "split", "nuisance_weight", "mle_weight", "class_mean_gap_weight",
+                   "random_feature_gap_weight", "logit_test_error", "nuisance_test_error", "posthoc_all_linear",
+                   "posthoc_final_mlp", "posthoc_split_1_mlp", "posthoc_split_2_mlp", "posthoc_final_linear",
+                   "posthoc_split_1_linear", "posthoc_split_2_linear", "metamers_oracle_logit_source_class",
+                   "metamers_oracle_nuisance_source_class", "bits_per_dim", "epochs", "wall_minutes", "command"],
     "ablation": ["variant", *shift_mnist.TEXTURE_DEFAULTS, "seed", "model", "loss", "nuisance_form", "nuisance_weight",
                  "mle_weight", "logit_penalty_weight", "label_dependence_weight", "nuisance_classifier_reset",
                  "train_error", "test_error", "test_shifted_error", "nuisance_test_error", "epochs", "wall_minutes",

@@ -51,6 +51,9 @@ _MAX_EXAMPLES = flags.DEFINE_integer(
 _POSTHOC = flags.DEFINE_bool(
     "posthoc", False, "Also train a post-hoc nuisance classifier on z_n (slow: encodes the splits)."
 )
+_POSTHOC_PARTS = flags.DEFINE_bool(
+    "posthoc_parts", True, "With --posthoc, also train an MLP and a linear probe on each part of z_n "
+    "(the final tensor's non-logit entries, each split latent) and a linear probe on all of it.")
 _POSTHOC_EPOCHS = flags.DEFINE_integer("posthoc_epochs", 10, "Epochs of the post-hoc nuisance classifier.")
 _POSTHOC_TRAIN_EXAMPLES = flags.DEFINE_integer("posthoc_train_examples", 0, "Training examples it uses (0: all).")
 _POSTHOC_TEST_EXAMPLES = flags.DEFINE_integer("posthoc_test_examples", 0, "Test examples it is scored on (0: all).")
@@ -116,12 +119,19 @@ def _posthoc_metrics(run, mesh) -> dict:
   )
   test_dependence = lambda labels: posthoc.mean_label_dependence(
       test_set[0], labels, num_classes=run.config.num_classes, batch_size=min(run.config.batch_size, len(labels)))
-  return {
+  metrics = {
       "train_error": result.train_error, "test_error": result.test_error,
       "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
       "test_label_dependence": test_dependence(test_set[1]),
       "test_label_dependence_permuted": test_dependence(np.random.default_rng(_SEED.value).permutation(test_set[1])),
   }
+  if _POSTHOC_PARTS.value:
+    print("Post-hoc probes on each part of z_n:")
+    parts = {"all": slice(None), **run.model.nuisance_parts()}
+    metrics["by_part"] = posthoc.posthoc_by_part(
+        jax.random.key(_SEED.value), train_set, test_set, parts, num_classes=run.config.num_classes,
+        num_epochs=_POSTHOC_EPOCHS.value, report=lambda line: print(line, flush=True))
+  return metrics
 
 
 def _figure1(model, variables, mesh, images, labels, logit_source: int, title: str):

@@ -51,6 +51,9 @@ def test_metamers_experiment_writes_figures_and_metrics(tmp_path, posthoc):
   assert ("posthoc_nuisance_classifier" in metrics) == posthoc
   if posthoc:
     assert 0 <= metrics["posthoc_nuisance_classifier"]["test_label_dependence"] <= 1
+    by_part = metrics["posthoc_nuisance_classifier"]["by_part"]
+    assert list(by_part) == ["all", "final", "split_1", "split_2"]
+    assert set(by_part["split_1"]) == {"mlp", "linear"}
 
 
 @pytest.mark.slow

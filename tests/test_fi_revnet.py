@@ -55,6 +55,20 @@ def test_logits_are_read_at_the_documented_position(readout, position):
   jax.tree.map(np.testing.assert_array_equal, emitted_back, emitted)
 
 
+def test_nuisance_parts_name_each_latent_in_z_n():
+  model = _tiny()
+  final = jax.random.normal(jax.random.key(0), (2, 4, 4, 48))
+  emitted = [jax.random.normal(jax.random.key(1), (2, 16, 16, 6)),
+             jax.random.normal(jax.random.key(2), (2, 8, 8, 12))]
+  _, z_n = models.split_latent(model.apply({}, final, emitted, method=model._flatten), 10)
+  parts = model.nuisance_parts()
+  assert list(parts) == ["final", "split_1", "split_2"]
+  np.testing.assert_array_equal(z_n[:, parts["split_1"]], emitted[0].reshape(2, -1))
+  np.testing.assert_array_equal(z_n[:, parts["split_2"]], emitted[1].reshape(2, -1))
+  assert parts["final"] == slice(0, 48 * 16 - 10) and parts["split_2"].stop == z_n.shape[1]
+  assert list(_tiny(split=False).nuisance_parts()) == ["final"]
+
+
 def test_logits_drive_the_latent_and_nothing_else_changes():
   model = _tiny()
   x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=-1, maxval=1)

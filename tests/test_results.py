@@ -210,3 +210,22 @@ def test_ablation_rows_name_the_varied_settings(tmp_path):
   row = collect.ablation_row(_finished_run(tmp_path / "binary_dependence", config, SHIFT_FINAL))
   assert (row["loss"], row["nuisance_weight"], row["label_dependence_weight"]) == ("ice", 0.0, 10.0)
   assert (row["dequantize"], row["model_dropout"]) == (config.dequantize, config.model.dropout)
+
+
+def test_objectives_rows_give_every_term_weight_the_architecture_and_each_part_of_z_n(tmp_path):
+  config = mnist_ice.get_config("tiny")
+  config.loss.class_mean_gap_weight = 2.0
+  config.model.split = False
+  final = {"epochs": 1.0, "train/logit_error": 1.0, "test/logit_error": 1.5, "test/bits_per_dim": 2.5}
+  workdir = _finished_run(tmp_path / "nosplit_gap", config, final)
+  (workdir / "analysis").mkdir()
+  by_part = {"all": {"mlp": {"train_error": 0.01, "test_error": 0.05}, "linear": {"train_error": 0.1, "test_error": 0.2}},
+             "final": {"mlp": {"train_error": 0.0, "test_error": 0.3}, "linear": {"train_error": 0.4, "test_error": 0.5}}}
+  (workdir / collect.METAMER_METRICS).write_text(json.dumps({
+      "command": "python -m experiments.metamers --posthoc",
+      "posthoc_nuisance_classifier": {"train_error": 0.01, "test_error": 0.05, "by_part": by_part}}))
+  row = collect.objectives_row(workdir)
+  assert (row["run"], row["split"], row["class_mean_gap_weight"], row["random_feature_gap_weight"]) == (
+      "nosplit_gap", False, 2.0, 0.0)
+  assert (row["nuisance_test_error"], row["posthoc_all_linear"], row["posthoc_final_mlp"]) == (5.0, 20.0, 30.0)
+  assert collect.markdown_table([row], collect.TABLES["objectives"]).count("| - |") >= 1  # split parts absent

@@ -80,6 +80,18 @@ class FiRevNet(blocks.Bijection):
   def latent_size(self) -> int:
     return int(np.prod(self.image_shape))
 
+  def nuisance_parts(self) -> dict[str, slice]:
+    """Where each part of z_n = z[:, num_classes:] lies: "final" (the final tensor's entries other
+    than the logits), then "split_1", "split_2", ... (the latent split off after level 1, 2, ...)."""
+    emitted_shapes, final_shape = self.level_shapes()
+    sizes = {"final": int(np.prod(final_shape)) - self.num_classes}
+    sizes.update({f"split_{level}": int(np.prod(shape)) for level, shape in enumerate(emitted_shapes, start=1)})
+    parts, start = {}, 0
+    for name, size in sizes.items():
+      parts[name] = slice(start, start + size)
+      start += size
+    return parts
+
   def _readout_offset(self) -> int:
     """Flat index, within the final tensor, of the first logit."""
     _, (height, width, channels) = self.level_shapes()
