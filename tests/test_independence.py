@@ -80,3 +80,13 @@ def test_objective_sums_the_weighted_terms_and_reports_the_always_reported_ones(
   np.testing.assert_allclose(total, values["cross_entropy"] + 0.5 * values["class_mean_gap"], rtol=1e-6)
   _, cnn_values = objective.evaluate(inputs._replace(z_n=None), has_latent=False)
   assert set(cnn_values) == {"cross_entropy"}
+
+
+@pytest.mark.parametrize("name", PENALTIES)
+def test_penalty_cannot_be_lowered_by_scaling_or_shifting_the_latent(name):
+  """The exploit of the first (U-statistic) version: inflating z_n drove it to -19 in training."""
+  z, labels = _batch(0, 3.0, batch=256)
+  penalty = PENALTIES[name]
+  scales = jax.random.uniform(jax.random.key(5), (z.shape[1],), minval=0.1, maxval=100.0)
+  np.testing.assert_allclose(penalty(z * scales + 7.0, labels), penalty(z, labels), rtol=1e-3, atol=1e-3)
+  assert float(penalty(z, labels)) >= -z.shape[1] * 9 / 255  # never below minus the independence floor
