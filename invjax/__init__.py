@@ -2,7 +2,7 @@
 cross-entropy (Jacobsen et al., *Excessive Invariance Causes Adversarial
 Vulnerability*, ICLR 2019) in JAX and Flax.
 
-The library (`pip install invjax`: JAX, Flax, Optax, NumPy):
+The library (installed alone it needs JAX, Flax, Optax and NumPy only):
 
 * `blocks`: invertible Flax layers, each `x -> (y, logdet)` and back with `inverse`;
 * `models`: `FiRevNet` with its presets, and a plain `CNN`;
@@ -11,8 +11,8 @@ The library (`pip install invjax`: JAX, Flax, Optax, NumPy):
 * `parallel`: the data-parallel mesh; `export`: a model's forward and inverse
   through `jax.export`.
 
-With the training extra (`pip install 'invjax[train]'`): `train`, `data`,
-`analysis` and `plotting`.
+With the training extra (`invjax[train]`: TensorFlow, TFDS, Orbax, absl,
+ml_collections, matplotlib): `train`, `data`, `analysis` and `plotting`.
 
 Every subpackage and the names below load on first use, so `import invjax` is
 cheap and touches no accelerator::

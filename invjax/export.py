@@ -13,7 +13,6 @@ releases for at least six months after the one that wrote it.
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 
 class ForwardInverse(NamedTuple):
