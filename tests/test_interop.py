@@ -5,10 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from invjax import blocks
-from invjax import export
-from invjax import models
 import testing_utils
+from invjax import blocks, export, models
 
 
 def _block():
