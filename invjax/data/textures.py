@@ -31,8 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from invjax.data import preprocess
-from invjax.data import sources
+from invjax.data import preprocess, sources
 
 CATEGORIES = (
     "banded", "blotchy", "braided", "bubbly", "bumpy",
