@@ -6,22 +6,24 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 # Real data lives outside the repository (SPEC section 8). Override any of
-# these on the command line or in the environment to point elsewhere.
+# these on the command line or in the environment to point elsewhere. A folder
+# that does not exist leaves its variable empty: the loaders then download the
+# dataset with TFDS (and say so).
 SHARED_DATA ?= $(abspath ../shared/data)
-export INVJAX_MNIST_DIR ?= $(SHARED_DATA)/mnist
-export INVJAX_FASHION_MNIST_DIR ?= $(SHARED_DATA)/fashion_mnist
-export INVJAX_DTD_DIR ?= $(SHARED_DATA)/dtd
+export INVJAX_MNIST_DIR ?= $(wildcard $(SHARED_DATA)/mnist)
+export INVJAX_FASHION_MNIST_DIR ?= $(wildcard $(SHARED_DATA)/fashion_mnist)
+export INVJAX_DTD_DIR ?= $(wildcard $(SHARED_DATA)/dtd)
 
 DEMO_DIR ?= runs/demo
 DEMO_FIGURE ?= $(DEMO_DIR)/metamers.png
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all benchmark results clean
+.PHONY: demo test test-all benchmark results docs clean
 
-$(INSTALLED): setup.py
+$(INSTALLED): pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[test]'
+	$(PYTHON) -m pip install --quiet -e '.[train,test]'
 	touch $@
 
 # A CE fi-RevNet and an independent small CNN on real MNIST, then the CE model's
@@ -47,5 +49,18 @@ results: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(PYTHON) -m experiments.benchmark
 
+# The API reference from the docstrings (mkdocs.yml, docs/api/) into site/, in a venv of its own.
+DOCS_VENV := .venv-docs
+DOCS_INSTALLED := $(DOCS_VENV)/.installed
+
+$(DOCS_INSTALLED): pyproject.toml setup.py
+	python3 -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DOCS_VENV)/bin/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS_INSTALLED)
+	$(DOCS_VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(DOCS_VENV) .pytest_cache site

@@ -12,12 +12,16 @@ in colour next to grey sources.
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import matplotlib.colors
-import matplotlib.figure
-import matplotlib.patches
 import numpy as np
 
-from invjax.data.figures import displayable
+from invjax import _extras
+
+with _extras.train_extra("invjax.plotting"):
+  import matplotlib.colors
+  import matplotlib.figure
+  import matplotlib.patches
+
+  from invjax.data.figures import displayable
 
 _CELL_INCHES = 1.1
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from invjax import data
-from invjax.data import sources
+from invjax.data import sources, textures
 from testing_utils import FASHION_MNIST_DIR, MNIST_DIR
 
 MNIST_TRAIN_HISTOGRAM = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -128,3 +128,31 @@ def test_rename_failure_without_a_prepared_dataset_is_raised(tmp_path, monkeypat
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", failed_rename)
   with pytest.raises(FileExistsError, match="Cannot rename"):
     sources.prepare("mnist", data_dir=tmp_path, manual_dir=MNIST_DIR)
+
+
+def test_unset_variable_falls_back_to_the_tfds_download_in_one_line(tmp_path, monkeypatch, caplog):
+  downloads = []
+
+  def download(builder, **kwargs):
+    downloads.append(kwargs)  # No network here: record what TFDS would be asked to do.
+
+  monkeypatch.delenv("INVJAX_MNIST_DIR", raising=False)
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", download)
+  with caplog.at_level("INFO", logger="invjax.data.sources"):
+    builder = sources.prepare("mnist", data_dir=tmp_path)
+  assert builder.name == "mnist"
+  assert downloads == [{"download_dir": tmp_path / "downloads" / "mnist"}]  # TFDS's own download, no manual_dir
+  assert [record.getMessage() for record in caplog.records if record.name == sources.__name__] == [
+      f"INVJAX_MNIST_DIR is unset: downloading mnist with TFDS into {tmp_path}."]
+
+
+def test_dtd_without_a_folder_falls_back_to_the_tfds_download(tmp_path, monkeypatch, caplog):
+  def offline_download(*args, **kwargs):
+    raise ConnectionError("no network")
+
+  monkeypatch.delenv("INVJAX_DTD_DIR", raising=False)
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline_download)
+  with pytest.raises(FileNotFoundError, match="Could not download dtd.*no network.*Set INVJAX_DTD_DIR"):
+    textures.load_texture_bank("train", data_dir=tmp_path)
+  assert [record.getMessage() for record in caplog.records if record.name == sources.__name__] == [
+      f"INVJAX_DTD_DIR is unset: downloading dtd with TFDS into {tmp_path}."]

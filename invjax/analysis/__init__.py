@@ -14,6 +14,9 @@ One concept per module:
 Metameric sampling itself lives in `invjax.metamers`, figures in `invjax.plotting`.
 """
 
-from invjax.analysis import attack, batching, external, features, oracle, planes, posthoc, spheres
+from invjax import _extras
+
+with _extras.train_extra("invjax.analysis"):
+  from invjax.analysis import attack, batching, external, features, oracle, planes, posthoc, spheres
 
 __all__ = ["attack", "batching", "external", "features", "oracle", "planes", "posthoc", "spheres"]

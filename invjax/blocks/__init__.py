@@ -4,7 +4,7 @@ from invjax.blocks.actnorm import ActNorm
 from invjax.blocks.bijection import Bijection
 from invjax.blocks.chain import Chain
 from invjax.blocks.conv import Conv2D, conv2d_same
-from invjax.blocks.coupling import AdditiveCoupling, AffineCoupling, CouplingNetwork
+from invjax.blocks.coupling import AdditiveCoupling, AffineCoupling, Coupling, CouplingNetwork
 from invjax.blocks.dct import DCT2D, dct_matrix
 from invjax.blocks.flow_steps import FlowStep, FlowSteps
 from invjax.blocks.permutations import InvertibleConv1x1, ReversePermutation, ShufflePermutation
@@ -17,6 +17,7 @@ __all__ = [
     "Bijection",
     "Chain",
     "Conv2D",
+    "Coupling",
     "CouplingNetwork",
     "DCT2D",
     "FlowStep",

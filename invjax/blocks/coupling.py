@@ -98,31 +98,52 @@ class CouplingNetwork(nn.Module):
     return jnp.transpose((h + per_channel(bias)) * jnp.exp(per_channel(log_scale)), (1, 2, 3, 0))
 
 
-class _Coupling(bijection.Bijection):
+class Coupling(bijection.Bijection):
   """Splits channels in halves (x1, x2), keeps x1 and transforms x2 given h = NN(x1):
 
     forward:  y = (x1, transform(h, x2)),   inverse:  x = (y1, untransform(h, y2)),
 
   with `transform` and `untransform` pure functions of (h, half) that return
   the half and its log-det (`invjax.blocks.reversible.CouplingStage` calls them
-  directly to evaluate NN once in its backward pass).
+  directly to evaluate NN once in its backward pass). Subclasses define the two
+  and `conditioner_outputs_per_channel`, the channels of h per channel of x2.
+
+  NN is `conditioner` when given: any Flax module called as
+  `conditioner(x1, train=train)` that returns h of x1's batch and spatial shape
+  with `conditioner_outputs_per_channel * C/2` channels. It is never inverted,
+  so it may be any network. Without one, NN is a `CouplingNetwork` of `width`,
+  `dropout` and `compute_dtype` (the paper's), built for the channel count of
+  the input.
   """
 
+  conditioner: nn.Module | None = None
   width: int = 128
   dropout: float = 0.1
   compute_dtype: jnp.dtype | None = None
 
   conditioner_outputs_per_channel = 1
 
+  @staticmethod
+  def transform(h: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(y2, log|det dy2/dx2|) given h = NN(x1)."""
+    raise NotImplementedError
+
+  @staticmethod
+  def untransform(h: jax.Array, y2: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(x2, log|det dx2/dy2|) given h = NN(y1): the inverse of `transform`."""
+    raise NotImplementedError
+
   @nn.compact
-  def conditioner(self, x1: jax.Array, train: bool = False) -> jax.Array:
+  def condition(self, x1: jax.Array, train: bool = False) -> jax.Array:
     """h = NN(x1)."""
-    network = CouplingNetwork(
-        out_channels=self.conditioner_outputs_per_channel * x1.shape[-1],
-        width=self.width,
-        dropout=self.dropout,
-        compute_dtype=self.compute_dtype,
-    )
+    network = self.conditioner
+    if network is None:
+      network = CouplingNetwork(
+          out_channels=self.conditioner_outputs_per_channel * x1.shape[-1],
+          width=self.width,
+          dropout=self.dropout,
+          compute_dtype=self.compute_dtype,
+      )
     return network(x1, train=train).astype(x1.dtype)
 
   def _halves(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -137,16 +158,16 @@ class _Coupling(bijection.Bijection):
 
   def __call__(self, x, train=False):
     x1, x2 = self._halves(x)
-    y2, logdet = self.transform(self.conditioner(x1, train), x2)
+    y2, logdet = self.transform(self.condition(x1, train), x2)
     return jnp.concatenate([x1, y2], -1), logdet
 
   def inverse(self, y, train=False):
     y1, y2 = self._halves(y)
-    x2, logdet = self.untransform(self.conditioner(y1, train), y2)
+    x2, logdet = self.untransform(self.condition(y1, train), y2)
     return jnp.concatenate([y1, x2], -1), logdet
 
 
-class AdditiveCoupling(_Coupling):
+class AdditiveCoupling(Coupling):
   r"""Volume-preserving coupling (NICE / i-RevNet).
 
     forward:  y1 = x1,  y2 = x2 + NN(x1)
@@ -163,7 +184,7 @@ class AdditiveCoupling(_Coupling):
     return y2 - h, bijection.zero_logdet(y2)
 
 
-class AffineCoupling(_Coupling):
+class AffineCoupling(Coupling):
   r"""Affine coupling (Glow), with NN(x1) = (shift, s) and scale = sigmoid(s + 2).
 
     forward:  y1 = x1,  y2 = (x2 + shift) * scale

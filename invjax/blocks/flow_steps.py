@@ -91,7 +91,7 @@ class FlowStep(_StepSettings):
 
   def condition(self, x1, train=False):
     """NN(x1) of the second stage, the coupling."""
-    return self.coupling_layer.conditioner(x1, train)
+    return self.coupling_layer.condition(x1, train)
 
   def __call__(self, x, train=False, constants=None):
     u, mix_logdet = self.mix(x, constants)

@@ -20,19 +20,22 @@ Datasets (`DATASETS`): "mnist", "fashion_mnist", "shift_mnist/binary",
 * `loading`: the catalogue and `load`; `figures`: example grids.
 """
 
-import tensorflow as tf
+from invjax import _extras
 
-from invjax.data.loading import (
-    DATASETS,
-    NUM_CLASSES,
-    as_numpy,
-    input_shape,
-    load,
-    num_examples,
-    splits,
-)
-from invjax.data.pipeline import Batches
-from invjax.data.preprocess import DEQUANTIZATION_BIN_WIDTH, dequantize
+with _extras.train_extra("invjax.data"):
+  import tensorflow as tf
+
+  from invjax.data.loading import (
+      DATASETS,
+      NUM_CLASSES,
+      as_numpy,
+      input_shape,
+      load,
+      num_examples,
+      splits,
+  )
+  from invjax.data.pipeline import Batches
+  from invjax.data.preprocess import DEQUANTIZATION_BIN_WIDTH, dequantize
 
 # tf.data runs on the CPU; keep TensorFlow from claiming accelerator memory that JAX owns.
 tf.config.set_visible_devices([], "GPU")

@@ -9,7 +9,8 @@
   SHA256 checksums; TFDS then finds them by file name in
   `DownloadConfig.manual_dir` (its download manager looks there before any
   download) and never touches the network (`try_download_gcs=False`);
-* otherwise by the normal TFDS download.
+* otherwise by the normal TFDS download, announced in one line (logged as a
+  warning) since it needs the internet.
 
 Each dataset gets its own download directory `<data_dir>/downloads/<name>`: the
 MNIST and Fashion-MNIST files share names and would collide in TFDS's extraction
@@ -18,6 +19,7 @@ cache.
 
 import functools
 import hashlib
+import logging
 import os
 import pathlib
 
@@ -25,6 +27,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 DIGIT_DATASETS = ("mnist", "fashion_mnist")
+
+_LOGGER = logging.getLogger(__name__)
 
 MANUAL_DIR_ENV = {
     "mnist": "INVJAX_MNIST_DIR",
@@ -118,6 +122,22 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder, **kwargs) -> tfds.co
   return builder
 
 
+def download_with_tfds(builder: tfds.core.DatasetBuilder, variable: str, offline_hint: str,
+                       **kwargs) -> tfds.core.DatasetBuilder:
+  """TFDS's own download of `builder`'s dataset, the fallback when `variable` is unset, said in one line.
+
+  `kwargs` go to `download_and_prepare`.
+
+  Raises:
+    FileNotFoundError: the download failed (no network); the message ends with `offline_hint`.
+  """
+  _LOGGER.warning("%s is unset: downloading %s with TFDS into %s.", variable, builder.name, builder.data_dir_root)
+  try:
+    return download_and_prepare(builder, **kwargs)
+  except OSError as error:  # requests' connection errors are OSErrors too.
+    raise FileNotFoundError(f"Could not download {builder.name} ({error}). {offline_hint}") from error
+
+
 def prepare(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -150,14 +170,13 @@ def prepare(
             manual_dir=manual, try_download_gcs=False
         ),
     )
-  try:
-    return download_and_prepare(builder, download_dir=download_dir)
-  except OSError as error:  # requests' connection errors are OSErrors too.
-    raise FileNotFoundError(
-        f"Could not download {name} ({error}). Put the four original files "
-        f"{', '.join(OFFICIAL_SHA256[name])} in a directory and set "
-        f"{MANUAL_DIR_ENV[name]} to it (or pass manual_dir=)."
-    ) from error
+  return download_with_tfds(
+      builder,
+      MANUAL_DIR_ENV[name],
+      f"Put the four original files {', '.join(OFFICIAL_SHA256[name])} in a directory and set "
+      f"{MANUAL_DIR_ENV[name]} to it (or pass manual_dir=).",
+      download_dir=download_dir,
+  )
 
 
 @functools.lru_cache(maxsize=None)

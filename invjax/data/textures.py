@@ -17,8 +17,9 @@ textures (34 images per category give 23 train and 11 test textures).
 
 Images come, in this order of preference, from a directory passed as `dtd_dir`
 (layout `images/<category>/*.jpg`), from TFDS `dtd` when it is already prepared
-in `data_dir`, or from the directory named by the environment variable
-`INVJAX_DTD_DIR`. No download is attempted.
+in `data_dir`, from the directory named by the environment variable
+`INVJAX_DTD_DIR`, or else from TFDS's own download of `dtd` into `data_dir`
+(announced in one line; it needs the internet).
 """
 
 import functools
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from invjax.data import preprocess
+from invjax.data import preprocess, sources
 
 CATEGORIES = (
     "banded", "blotchy", "braided", "bubbly", "bumpy",
@@ -92,12 +93,12 @@ def _find_jpegs(dtd_dir: str | None, data_dir: str | None) -> dict[str, list[tup
     return _tfds_jpegs(builder)
   if os.environ.get(DTD_DIR_ENV):
     return _folder_jpegs(pathlib.Path(os.environ[DTD_DIR_ENV]).expanduser())
-  raise FileNotFoundError(
-      f"No DTD textures: TFDS 'dtd' is not prepared in {builder.data_dir_root} and "
-      f"{DTD_DIR_ENV} is unset. Set {DTD_DIR_ENV} (or pass dtd_dir=) to a directory "
-      f"laid out as images/<category>/*.jpg for the categories {', '.join(CATEGORIES)}, "
-      "or prepare TFDS 'dtd' in data_dir."
-  )
+  return _tfds_jpegs(sources.download_with_tfds(
+      builder,
+      DTD_DIR_ENV,
+      f"Set {DTD_DIR_ENV} (or pass dtd_dir=) to a directory laid out as images/<category>/*.jpg "
+      f"for the categories {', '.join(CATEGORIES)}, or prepare TFDS 'dtd' in data_dir.",
+  ))
 
 
 def _split_bank(images: Iterable[tuple[str, bytes]], split: str) -> list[bytes]:
