@@ -7,6 +7,8 @@ The library (installed alone it needs JAX, Flax, Optax and NumPy only):
 * `blocks`: invertible Flax layers, each `x -> (y, logdet)` and back with `inverse`;
 * `models`: `FiRevNet` with its presets, and a plain `CNN`;
 * `losses`: cross-entropy, the nuisance game and the MLE terms of iCE;
+* `independence`: label-independence penalties on z_n without a player;
+* `objective`: the registry of loss terms the train step sums;
 * `metamers`: metamers and nuisance interpolations of a trained fi-RevNet;
 * `parallel`: the data-parallel mesh; `export`: a model's forward and inverse
   through `jax.export`.
@@ -26,7 +28,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "analysis", "blocks", "data", "export", "flops", "losses", "metamers", "models", "parallel", "plotting", "train",
+    "analysis", "blocks", "data", "export", "flops", "independence", "losses", "metamers", "models", "objective",
+    "parallel", "plotting", "train",
 )
 # name -> the module that defines it.
 _NAMES = {

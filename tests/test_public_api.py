@@ -22,6 +22,7 @@ def _run_without_train_extra(code: str) -> subprocess.CompletedProcess:
 def test_library_imports_without_the_train_extra():
   result = _run_without_train_extra(
       "import invjax.blocks, invjax.models, invjax.losses, invjax.metamers, invjax.export, invjax.parallel\n"
+      "import invjax.objective, invjax.independence\n"
       "print(invjax.fi_revnet_mnist().num_levels)")
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == ["3"]
