@@ -16,7 +16,7 @@ DEMO_DIR ?= runs/demo
 DEMO_FIGURE ?= $(DEMO_DIR)/metamers.png
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all benchmark results clean
+.PHONY: demo test test-all benchmark device-check results clean
 
 $(INSTALLED): setup.py
 	python3 -m venv $(VENV)
@@ -46,6 +46,12 @@ results: $(INSTALLED)
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m experiments.benchmark
+
+# On a lent GPU or TPU: the backend, `make benchmark` there, then the paper's MNIST model trained
+# with CE and with iCE for MINUTES (default 8) in all, into results/device/ (README, "On a GPU or TPU").
+MINUTES ?= 8
+device-check: $(INSTALLED)
+	$(PYTHON) -m experiments.device_check --minutes=$(MINUTES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
