@@ -21,7 +21,8 @@ by what XLA saves by compiling them together (and the pullback's residuals
 crossing a function boundary).
 
 --conv=native,matmul measures the model with each convolution formulation of
-`invjax/blocks/conv.py`, interleaved in one run (the default: the backend's own).
+`invjax/blocks/conv.py`, interleaved in one run (the default: each platform's own, chosen when the
+program is lowered).
 """
 
 import contextlib
