@@ -1,6 +1,7 @@
 r"""One prepared command for a lent GPU or TPU: `make device-check` (`python -m experiments.device_check`).
 
-    python -m experiments.device_check [--minutes=8] [--train_batch_size=0] [--out=results/device] [--workdir=runs/device]
+    python -m experiments.device_check [--minutes=8] [--train_batch_size=0] [--out=results/device]
+                                       [--workdir=runs/device]
 
 On whatever accelerator JAX finds (or the CPU):
 
@@ -42,6 +43,7 @@ from experiments import commands
 from invjax import data, metamers, parallel, plotting, train
 from invjax.analysis import features, oracle
 from invjax.blocks import conv
+from invjax.train import checkpoints
 from invjax.train import writers
 
 RUNS = {"mnist_ce": mnist_ce, "mnist_ice": mnist_ice}  # the paper's MNIST model with CE and with iCE
@@ -52,7 +54,8 @@ FIGURE_EXAMPLES = 1000  # test examples the figure's pairs are drawn from
 
 _MINUTES = flags.DEFINE_float("minutes", 8.0, "Training time of the two runs together, in minutes.")
 _TRAIN_BATCH_SIZE = flags.DEFINE_integer(
-    "train_batch_size", 0, f"Training batch size (0: {ACCELERATOR_TRAIN_BATCH_SIZE} on an accelerator, {CPU_TRAIN_BATCH_SIZE} on a CPU).")
+    "train_batch_size", 0,
+    f"Training batch size (0: {ACCELERATOR_TRAIN_BATCH_SIZE} on an accelerator, {CPU_TRAIN_BATCH_SIZE} on a CPU).")
 _OUT = flags.DEFINE_string("out", "results/device", "Folder of the JSON rows and the metamer figures.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/device", "Folder of the two training runs.")
 _VARIANT = flags.DEFINE_enum("variant", "", ["", "tiny"], "Config variant: '' (the paper's model) or 'tiny'.")
@@ -79,6 +82,15 @@ def run_configs(variant: str, batch_size: int) -> dict[str, ml_collections.Confi
 
 def _write_json(path: pathlib.Path, value) -> None:
   path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def _saved_step(workdir: pathlib.Path) -> int:
+  """The step a run resumes from (0 for a new run)."""
+  reader = checkpoints.reader(workdir)
+  try:
+    return reader.latest_step() or 0
+  finally:
+    reader.close()
 
 
 def _metamer_figure(workdir: pathlib.Path, title: str) -> tuple[object, dict]:
@@ -111,7 +123,7 @@ def device_check(configs: dict[str, ml_collections.ConfigDict], minutes: float, 
   _write_json(out / "benchmark.json", rows["benchmark"])
   end = time.time() + 60 * minutes
   for index, (name, config) in enumerate(configs.items()):
-    start = time.time()
+    start, start_step = time.time(), _saved_step(workdir / name)
     deadline = start + (end - start) / (len(configs) - index)
     print(f"Training {name} (batch {config.batch_size}) until {time.strftime('%H:%M:%S', time.localtime(deadline))} "
           f"in {workdir / name} ...", flush=True)
@@ -121,13 +133,14 @@ def device_check(configs: dict[str, ml_collections.ConfigDict], minutes: float, 
     figure.savefig(out / f"{name}_metamers.png", dpi=100)
     rows[name] = {
         **devices, "command": command, "config": f"configs/{name}.py", "batch_size": config.batch_size,
-        "steps": final["step"], "epochs": final["epochs"], "minutes": seconds / 60,
-        # Per job, compilation and evaluation included: a floor of the training rate.
-        "images_per_second_overall": final["step"] * config.batch_size / seconds,
+        "steps": final["step"], "epochs": final["epochs"], "steps_this_job": final["step"] - start_step,
+        "minutes_this_job": seconds / 60,
+        # Compilation and evaluation included: a floor of the training rate.
+        "images_per_second_overall": (final["step"] - start_step) * config.batch_size / seconds,
         "final_metrics": final, "metamer_logit_preservation": preservation,
     }
     _write_json(out / f"{name}.json", rows[name])
-    print(f"{name}: step {final['step']} ({final['epochs']:.2f} epochs) in {seconds / 60:.1f} minutes, test logit "
+    print(f"{name}: step {final['step']} ({final['epochs']:.2f} epochs), {seconds / 60:.1f} minutes, test logit "
           f"error {final['test/logit_error']:.2f}%; wrote {out / name}.json and {out / name}_metamers.png", flush=True)
   return rows
 
@@ -143,7 +156,8 @@ def main(argv):
       raise ValueError(f"--train_batch_size={_TRAIN_BATCH_SIZE.value} must be >= 1 (0: the device's default).")
     if pathlib.Path(_OUT.value).is_file():
       raise ValueError(f"--out={_OUT.value} is a file: pass a folder (it is created if missing).")
-    batch_size = _TRAIN_BATCH_SIZE.value or (CPU_TRAIN_BATCH_SIZE if jax.default_backend() == "cpu" else ACCELERATOR_TRAIN_BATCH_SIZE)
+    batch_size = _TRAIN_BATCH_SIZE.value or (
+        CPU_TRAIN_BATCH_SIZE if jax.default_backend() == "cpu" else ACCELERATOR_TRAIN_BATCH_SIZE)
     configs = run_configs(_VARIANT.value, batch_size)
     for config in configs.values():
       train.validate(config, jax.device_count())

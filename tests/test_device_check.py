@@ -30,7 +30,7 @@ def test_device_check_benchmarks_trains_until_the_deadline_and_writes_rows_and_f
   for name in configs:
     row = json.loads((out / f"{name}.json").read_text())
     assert row == rows[name]
-    assert 1 <= row["steps"] < 10_000  # ended by the deadline, not total_steps
+    assert 1 <= row["steps"] == row["steps_this_job"] < 10_000  # ended by the deadline, not total_steps
     assert 0 <= row["final_metrics"]["test/logit_error"] <= 100
     assert row["metamer_logit_preservation"]["max_abs"] < 1e-3
     assert (out / f"{name}_metamers.png").stat().st_size > 0

@@ -176,7 +176,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   mesh = parallel.make_data_mesh()
   validation.validate(config, mesh.size)
   if deadline is not None and jax.process_count() > 1:
-    raise ValueError("A training deadline needs one process: the processes' clocks could stop them at different steps.")
+    raise ValueError("A training deadline needs one process: the processes' clocks could stop them at "
+                     "different steps.")
   _check_workdir(workdir)
   steps_per_epoch = data.num_examples(config.dataset, "train", **holdout_probe.data_options(config)) // config.batch_size
   if steps_per_epoch < 1:
