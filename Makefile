@@ -18,7 +18,7 @@ DEMO_DIR ?= runs/demo
 DEMO_FIGURE ?= $(DEMO_DIR)/metamers.png
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all benchmark results docs clean
+.PHONY: demo test test-all benchmark device-check results docs clean
 
 $(INSTALLED): pyproject.toml setup.py
 	python3 -m venv $(VENV)
@@ -61,6 +61,12 @@ $(DOCS_INSTALLED): pyproject.toml setup.py
 
 docs: $(DOCS_INSTALLED)
 	$(DOCS_VENV)/bin/mkdocs build --strict
+
+# On a lent GPU or TPU: the backend, `make benchmark` there, then the paper's MNIST model trained
+# with CE and with iCE for MINUTES (default 8) in all, into results/device/ (README, "On a GPU or TPU").
+MINUTES ?= 8
+device-check: $(INSTALLED)
+	$(PYTHON) -m experiments.device_check --minutes=$(MINUTES)
 
 clean:
 	rm -rf $(VENV) $(DOCS_VENV) .pytest_cache site

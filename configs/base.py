@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_every_steps = 5_000
   config.checkpoint_every_steps = 1_000
   config.keep_checkpoints = 3
+  config.profile_steps = ""  # "first,last", e.g. "10,20": a jax.profiler trace of those steps in <workdir>/profile/
 
   config.model = ml_collections.ConfigDict()
   config.model.kind = "fi_revnet"

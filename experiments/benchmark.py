@@ -21,7 +21,8 @@ by what XLA saves by compiling them together (and the pullback's residuals
 crossing a function boundary).
 
 --conv=native,matmul measures the model with each convolution formulation of
-`invjax/blocks/conv.py`, interleaved in one run (the default: the backend's own).
+`invjax/blocks/conv.py`, interleaved in one run (the default: each platform's own, chosen when the
+program is lowered).
 """
 
 import contextlib
@@ -92,12 +93,16 @@ def measure(timed: list[Timed], matmuls: list[Timed], repeats: int) -> None:
         matmul()
 
 
-def report(item: Timed, batch_size: int, floor: Timed) -> None:
+def report(item: Timed, batch_size: int, floor: Timed) -> dict:
+  """Prints `item`'s line; returns it as a row (images/s, milliseconds, GFLOP/s, its fraction of `floor`'s)."""
   rate = item.flops / item.best / 1e9
   floor_rate = floor.flops / floor.best / 1e9
   print(f"  {item.name:44s} {batch_size / item.best:6.1f} images/s {1e3 * item.best:7.0f} ms "
         f"(cpu {1e3 * item.best_cpu:6.0f} ms) {rate:6.1f} GFLOP/s = {rate / floor_rate:4.0%} of {floor.name} "
         f"{floor_rate:4.0f}  compile {item.compile_seconds:5.1f} s")
+  return {"name": item.name.strip(), "images_per_second": batch_size / item.best, "milliseconds": 1e3 * item.best,
+          "gflops_per_second": rate, "fraction_of_matmul": rate / floor_rate,
+          "compile_seconds": item.compile_seconds}
 
 
 def _model_functions(config, parts, state, batch, key, profile, suffix, passes=True):
@@ -164,45 +169,58 @@ def _step_parts(config, parts, state, batch, key, suffix):
   return [forward, nuisance, gradient, pulled_back, update]
 
 
-def main(argv):
-  del argv
-  images = jax.random.uniform(jax.random.key(0), (_BATCH.value, 32, 32, 3), minval=-1, maxval=1)
-  labels = jax.random.randint(jax.random.key(1), (_BATCH.value,), 0, 10)
+def run(config, batch_size: int, compute_dtypes=("float32", "bfloat16"), backprops=(), formulations=(),
+        repeats: int = 5, profile: bool = False) -> list[dict]:
+  """Measures `config`'s model (a fi-RevNet config, e.g. `mnist_ice.get_config()`) for each compute
+  dtype, backprop and convolution formulation (empty: the config's, the platform's); prints the table
+  and returns its rows."""
+  images = jax.random.uniform(jax.random.key(0), (batch_size, 32, 32, 3), minval=-1, maxval=1)
+  labels = jax.random.randint(jax.random.key(1), (batch_size,), 0, config.num_classes)
   batch = {"image": images, "label": labels}
   key = jax.random.key(3)
   matmuls = _matmuls()
   variants = []  # (timed functions, the matmul that is their floor)
-  for compute_dtype, backprop in itertools.product(_COMPUTE_DTYPE.value, _BACKPROP.value or [None]):
-    config = mnist_ice.get_config()
+  for compute_dtype, backprop in itertools.product(compute_dtypes, backprops or [None]):
+    config = config.copy_and_resolve_references()
     config.model.compute_dtype = "" if compute_dtype == "float32" else compute_dtype
     config.model.backprop = backprop or config.model.backprop
-    config.batch_size = _BATCH.value
+    config.batch_size = batch_size
     parts = train.build(config, steps_per_epoch=1)
     state = jax.block_until_ready(jax.jit(parts.create_state)(images, jax.random.key(2)))
-    for formulation in _CONV.value or [None]:
+    for formulation in formulations or [None]:
       context = conv.use_formulation(formulation) if formulation else contextlib.nullcontext()
-      tags = ([compute_dtype] * (len(_COMPUTE_DTYPE.value) > 1) + [backprop] * bool(backprop)
+      tags = ([compute_dtype] * (len(compute_dtypes) > 1) + [backprop] * bool(backprop)
               + [formulation] * bool(formulation))
-      passes = not _BACKPROP.value or backprop == _BACKPROP.value[0]
+      passes = not backprops or backprop == backprops[0]
       with context:
         suffix = f" [{', '.join(tags)}]" if tags else ""
-        timed = _model_functions(config, parts, state, batch, key, _PROFILE.value, suffix, passes)
+        timed = _model_functions(config, parts, state, batch, key, profile, suffix, passes)
       variants.append((timed, matmuls[compute_dtype == "bfloat16"]))
-  measure([item for timed, _ in variants for item in timed], matmuls, _REPEATS.value)
+  measure([item for timed, _ in variants for item in timed], matmuls, repeats)
 
-  print(f"fi-RevNet MNIST preset, batch {_BATCH.value}, {jax.devices()[0].device_kind} "
-        f"({jax.device_count()} device(s)), compute dtype {', '.join(_COMPUTE_DTYPE.value)}, "
-        f"backprop {', '.join(_BACKPROP.value) or config.model.backprop}, "
-        f"convolutions: {', '.join(_CONV.value) or conv.formulation()}; best of {_REPEATS.value} calls "
-        f"(cpu: process CPU time of the best call)")
+  levels, steps = config.model.num_levels, config.model.steps_per_level
+  print(f"fi-RevNet {levels} levels x {steps} steps, width {config.model.width}, batch {batch_size}, "
+        f"{jax.devices()[0].device_kind} ({jax.device_count()} device(s)), compute dtype {', '.join(compute_dtypes)}, "
+        f"backprop {', '.join(backprops) or config.model.backprop}, "
+        f"convolutions: {', '.join(formulations) or conv.formulation_for(jax.default_backend())}; best of {repeats} "
+        f"calls (cpu: process CPU time of the best call)")
   for item in matmuls:
     print(f"  {item.name + ' 2048x2048':44s} {item.flops / item.best / 1e9:6.1f} GFLOP/s (jitted, same run)")
-  for timed, floor in variants:
-    for item in timed:
-      report(item, _BATCH.value, floor)
+  rows = [report(item, batch_size, floor) for timed, floor in variants for item in timed]
   print(f"  k = {config.nuisance_classifier.steps_per_batch} nuisance steps + 1 flow step per train step")
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   print(f"peak host memory: {peak_mib:8.0f} MiB")
+  return rows
+
+
+def run_with_flags(config) -> list[dict]:
+  """`run` with this module's flags (by default `make benchmark`'s settings)."""
+  return run(config, _BATCH.value, _COMPUTE_DTYPE.value, _BACKPROP.value, _CONV.value, _REPEATS.value, _PROFILE.value)
+
+
+def main(argv):
+  del argv
+  run_with_flags(mnist_ice.get_config())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ their tracebacks too; any other exception is a bug and keeps its traceback.
 """
 
 import contextlib
+import logging as pylogging
 import pathlib
 import re
 import shlex
@@ -64,6 +65,16 @@ def one_line_errors():
     if _VERBOSE.value:
       raise
     fail(" ".join([str(error), *getattr(error, "__notes__", [])]))
+
+
+class ProjectLinesOnly(pylogging.Filter):
+  """Keeps the training jobs' progress lines and other libraries' warnings, except the
+  checkpointer's (orbax warns about metadata it does not need on every restore)."""
+
+  def filter(self, record):
+    if "/invjax/" in record.pathname:
+      return True
+    return record.levelno >= (pylogging.ERROR if "/orbax/" in record.pathname else pylogging.WARNING)
 
 
 def check_no_arguments(argv) -> None:

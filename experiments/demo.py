@@ -20,7 +20,6 @@ WORKDIR/metamers.png), and prints one line per finding.
 """
 
 import json
-import logging as pylogging
 import pathlib
 
 import jax
@@ -38,16 +37,6 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/mnist_demo.py", "De
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Folder of the demo's two runs and its results.")
 _FIGURE = flags.DEFINE_string("figure", "", "Where the metamer figure goes (default: WORKDIR/metamers.png).")
 _BATCH_SIZE = 250  # examples per compiled metamer or classifier call
-
-
-class _ProjectLinesOnly(pylogging.Filter):
-  """Keeps the training jobs' progress lines and other libraries' warnings, except the
-  checkpointer's (orbax warns about metadata it does not need on every restore)."""
-
-  def filter(self, record):
-    if "/invjax/" in record.pathname:
-      return True
-    return record.levelno >= (pylogging.ERROR if "/orbax/" in record.pathname else pylogging.WARNING)
 
 
 def _check(config) -> None:
@@ -105,7 +94,7 @@ def _figure(judged: dict, count: int, flow_error: float):
 def main(argv):
   commands.check_no_arguments(argv)
   logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(_ProjectLinesOnly())
+  logging.get_absl_handler().addFilter(commands.ProjectLinesOnly())
   config, workdir = _CONFIG.value, pathlib.Path(_WORKDIR.value)
   figure_path = pathlib.Path(_FIGURE.value or workdir / "metamers.png")
   with commands.one_line_errors():

@@ -46,6 +46,7 @@ BAD_VALUES = (
     + [("optimizer.decay_epochs", value) for value in ((-1,), (math.nan,), 60)]
     + [("dequantize", value) for value in ("yes", 1)]
     + [("num_classes", value) for value in (0, 1, 11)]
+    + [("profile_steps", value) for value in ("10", "20,10", "0,5", "a,b", (1.5, 2), 10, "1,2,3")]
 )
 
 

@@ -128,7 +128,7 @@ def _read_everything(workdir):
 
 @pytest.mark.slow
 def test_a_preempted_run_resumes_to_the_same_selection(run, tmp_path, monkeypatch):
-  monkeypatch.setattr(loop, "_stop_requested", lambda watcher, step: step == 3)  # as after a SIGTERM
+  monkeypatch.setattr(loop, "_stop_requested", lambda watcher, checkpoint_manager, step: step == 3)  # as after a SIGTERM
   with pytest.raises(preemption.Preempted, match=r"after step 3"):
     train.train_and_evaluate(selecting_config(), tmp_path)
   assert selection.read_state(tmp_path).last_step == 2  # step 3 was saved, not measured

@@ -30,11 +30,24 @@ nothing was measured to say otherwise. Both formulations compute the same
 function, in both layouts, on every backend (tests/test_conv.py,
 tests/test_products.py).
 
+Which formulation runs is decided per platform when a traced function is
+lowered, not when it is traced: every convolution is a
+`jax.lax.platform_dependent` of the two (`PLATFORM_FORMULATIONS`: matrix
+products on "cpu", the native convolution on every other platform). So a
+block embedded in any model and jitted, or exported with `jax.export` for
+("cuda",), ("tpu",) or ("cpu", "cuda", "tpu") on a CPU host, gets on each
+platform that platform's formulation (tests/test_export_platforms.py); only
+the kept branch is compiled. `use_formulation(name)` forces one formulation
+everywhere, for tests and benchmarks; its value is part of the trace context,
+so `jax.jit` caches on it: a function jitted before the `with` block is traced
+again inside it, never silently run with the other formulation.
+
 `compute_dtype` (e.g. bfloat16) sets the operand precision of the products;
 they accumulate in float32 and return `out_dtype` (default: the input's).
 """
 
 import contextlib
+import functools
 
 import flax.linen as nn
 import jax
@@ -44,27 +57,26 @@ from invjax.blocks import products
 
 
 FORMULATIONS = ("matmul", "native")
-_override: list[str] = []
+# The formulation per lowering platform; every platform not named takes DEFAULT_FORMULATION.
+PLATFORM_FORMULATIONS = {"cpu": "matmul"}
+DEFAULT_FORMULATION = "native"
+# The formulation forced by `use_formulation`, or None: per platform. A jit-cache-sensitive context.
+_forced = jax.make_user_context(None)
 
 
-def formulation() -> str:
-  """'matmul' (matrix products) on CPUs, 'native' (XLA convolution) elsewhere,
-  unless `use_formulation` says otherwise."""
-  if _override:
-    return _override[-1]
-  return "matmul" if jax.default_backend() == "cpu" else "native"
+def formulation_for(platform: str) -> str:
+  """The formulation a function lowered for `platform` (e.g. jax.default_backend()) computes with."""
+  return _forced.value or PLATFORM_FORMULATIONS.get(platform, DEFAULT_FORMULATION)
 
 
 @contextlib.contextmanager
 def use_formulation(name: str):
-  """Traces convolutions with formulation `name` inside the block (tests, benchmarks)."""
+  """Traces convolutions with formulation `name` on every platform inside the block (tests,
+  benchmarks). Jitted functions called inside are traced again (module doc)."""
   if name not in FORMULATIONS:
     raise ValueError(f"Unknown convolution formulation {name!r}: use one of {FORMULATIONS}.")
-  _override.append(name)
-  try:
+  with _forced(name):
     yield
-  finally:
-    _override.pop()
 
 
 LAYOUTS = ("NHWC", "CNHW")
@@ -93,14 +105,15 @@ def conv2d_same(
     raise ValueError(f"Unknown layout {layout!r}: use one of {LAYOUTS}.")
   operand_dtype = jnp.dtype(compute_dtype or x.dtype)
   out_dtype = jnp.dtype(out_dtype or x.dtype)
-  if formulation() == "native":
-    return _native_conv(x, kernel, operand_dtype, out_dtype, layout)
-  x_cm = x if layout == "CNHW" else jnp.transpose(x, (3, 0, 1, 2))
-  y_cm = _matmul_conv(x_cm, kernel, operand_dtype, out_dtype)
-  return y_cm if layout == "CNHW" else jnp.transpose(y_cm, (1, 2, 3, 0))
+  branches = {name: functools.partial(_CONVOLUTIONS[name], operand_dtype=operand_dtype, out_dtype=out_dtype,
+                                      layout=layout) for name in FORMULATIONS}
+  if _forced.value:
+    return branches[_forced.value](x, kernel)
+  per_platform = {platform: branches[name] for platform, name in PLATFORM_FORMULATIONS.items()}
+  return jax.lax.platform_dependent(x, kernel, **per_platform, default=branches[DEFAULT_FORMULATION])
 
 
-def _native_conv(x, kernel, operand_dtype, out_dtype, layout):
+def _native_conv(x, kernel, *, operand_dtype, out_dtype, layout):
   """XLA's convolution (1x1 kernels as a product), differentiated by autodiff."""
   accumulate = jnp.promote_types(jnp.float32, out_dtype)
   x, kernel = x.astype(operand_dtype), kernel.astype(operand_dtype)
@@ -136,7 +149,14 @@ def _shifted_blocks(x_cm: jax.Array, size: int):
       yield padded[:, :, i:i + height, j:j + width]
 
 
-def _matmul_conv(x_cm: jax.Array, kernel: jax.Array, operand_dtype, out_dtype) -> jax.Array:
+def _matmul_conv(x, kernel, *, operand_dtype, out_dtype, layout):
+  """The matrix-product convolution of `x` in `layout`, computed channels-major."""
+  x_cm = x if layout == "CNHW" else jnp.transpose(x, (3, 0, 1, 2))
+  y_cm = _matmul_conv_cm(x_cm, kernel, operand_dtype, out_dtype)
+  return y_cm if layout == "CNHW" else jnp.transpose(y_cm, (1, 2, 3, 0))
+
+
+def _matmul_conv_cm(x_cm: jax.Array, kernel: jax.Array, operand_dtype, out_dtype) -> jax.Array:
   size, _, channels_in, channels_out = kernel.shape
   spatial = x_cm.shape[1:]
   if size == 1 or channels_in <= channels_out:  # gather: K^T (C_out, k*k*C_in) @ patches (k*k*C_in, B*H*W)
@@ -162,6 +182,9 @@ def _pairwise_sum(terms):
   while len(terms) > 1:
     terms = [sum(terms[i:i + 2]) for i in range(0, len(terms), 2)]
   return terms[0]
+
+
+_CONVOLUTIONS = {"matmul": _matmul_conv, "native": _native_conv}
 
 
 class Conv2D(nn.Module):

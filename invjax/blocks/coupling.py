@@ -60,6 +60,19 @@ class CouplingNetwork(nn.Module):
   With `compute_dtype` bfloat16 the two hidden activations are stored in
   bfloat16, halving the memory traffic of the width-wide tensors; parameters,
   the products' accumulation and the output stay float32.
+
+  Unlike the convolution formulation (chosen per platform, `invjax.blocks.conv`),
+  the layout and the fused operation are the same on every platform, because
+  neither is a CPU choice. The layout is the dimension order of the program's
+  arrays, not their memory layout: XLA:GPU and XLA:TPU assign the physical
+  layout of each convolution's operands themselves (what cuDNN or the TPU's
+  tiling wants), whatever order `conv_general_dilated`'s dimension numbers name;
+  the explicit transposes touch only the narrow input and output (C_in and C_out
+  channels, not the width-wide hidden activations). The fused operation is
+  elementwise with per-channel parameters, which every backend fuses, and its
+  custom JVP keeps h alone for reverse mode instead of y and two masks: less
+  memory on any device. Neither has been measured on a GPU or TPU
+  (`make device-check`, README).
   """
 
   out_channels: int

@@ -26,12 +26,19 @@ CONFIG_FILE = "config.json"
 
 
 def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
+  """The run's checkpoints, for a job that trains: it keeps the `keep` newest (`config.keep_checkpoints`)."""
   if keep < 1:
     raise ValueError(f"keep_checkpoints={keep} must be >= 1: a run keeps at least its latest checkpoint.")
   return ocp.CheckpointManager(
       pathlib.Path(workdir).absolute() / "checkpoints",
-      options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+      options=ocp.CheckpointManagerOptions(preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=True),
   )
+
+
+def reader(workdir: str | pathlib.Path) -> ocp.CheckpointManager:
+  """The run's checkpoints, read only: orbax saves, deletes and creates nothing through it."""
+  return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints",
+                               options=ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False))
 
 
 def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
@@ -115,7 +122,7 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   """Loads the config and the latest (or a given) checkpoint of a training run."""
   config = load_config(workdir)
   parts = state_lib.build(config, steps_per_epoch=1)
-  checkpoint_manager = manager(workdir, keep=max(1, config.keep_checkpoints))  # reading deletes nothing
+  checkpoint_manager = reader(workdir)
   if checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
   images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)

@@ -9,7 +9,7 @@ shapes happen to fit would otherwise train a different model on the old
 parameters, and config.json would describe the checkpoints wrongly.
 
 `SAFE_FIELDS` are those that change when, how often or on how much the run is
-evaluated, logged or checkpointed, and how long it trains (total_steps), plus
+evaluated, logged, checkpointed or profiled, and how long it trains (total_steps), plus
 `model.backprop` (the same gradients, computed by autodiff or by inverting the
 reversible blocks). Such changes are allowed, and each is appended to
 `workdir/config_history.jsonl` with the step it took effect at. So is a field
@@ -29,7 +29,7 @@ CONFIG_FILE = checkpoints.CONFIG_FILE
 HISTORY_FILE = "config_history.jsonl"
 SAFE_FIELDS = (
     "total_steps", "log_every_steps", "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints",
-    "eval_splits", "eval_examples", "train_eval_examples", "eval_batch_size", "model.backprop",
+    "eval_splits", "eval_examples", "train_eval_examples", "eval_batch_size", "model.backprop", "profile_steps",
 )
 _ABSENT = "<absent>"
 

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import os
 import pathlib
+import time
 from collections.abc import Callable
 
 import jax
@@ -19,7 +20,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 
 from invjax import data
 from invjax import parallel
@@ -28,6 +28,7 @@ from invjax.train import holdout_probe
 from invjax.train import identity
 from invjax.train import integrity
 from invjax.train import preemption
+from invjax.train import profiling
 from invjax.train import selector as selector_lib
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
@@ -101,11 +102,12 @@ _DIVERGED_ADVICE = (" Resuming with the same config would diverge again: start a
                     "a lower config.optimizer.learning_rate or a config.optimizer.clip_norm.")
 
 
-def _stop_requested(watcher: preemption.SigtermWatcher, step: int) -> bool:
+def _stop_requested(watcher: preemption.SigtermWatcher, checkpoint_manager, step: int) -> bool:
   """Whether to stop after `step`: SIGTERM seen (one process), or JAX's preemption service says
-  that all processes have reached the step to stop at together (several processes)."""
+  that all processes have reached the step to stop at together (several processes; orbax's
+  check, which reads "no" where the service is off instead of raising)."""
   if jax.process_count() > 1:
-    return multihost_utils.reached_preemption_sync_point(step)
+    return checkpoint_manager.reached_preemption(step)
   return watcher.requested
 
 
@@ -157,8 +159,12 @@ def _check_workdir(workdir: pathlib.Path) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
-                       on_start: Callable[[], None] | None = None) -> dict:
+                       on_start: Callable[[], None] | None = None, *, deadline: float | None = None) -> dict:
   """Trains (or resumes) the run in `workdir` up to `config.total_steps`; returns final metrics.
+
+  With a `deadline` (a `time.time()` value; one process only) the job also ends after the
+  first step that finishes past it, as after the last step: saved and evaluated, with the
+  step reached in the metrics; the same call without a deadline resumes from there.
 
   Before anything is written: the config is validated, the model built, the workdir
   locked (`workdir_lock`), the config compared with the run's (`identity`) and the newest
@@ -169,6 +175,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
   workdir = pathlib.Path(workdir)
   mesh = parallel.make_data_mesh()
   validation.validate(config, mesh.size)
+  if deadline is not None and jax.process_count() > 1:
+    raise ValueError("A training deadline needs one process: the processes' clocks could stop them at "
+                     "different steps.")
   _check_workdir(workdir)
   steps_per_epoch = data.num_examples(config.dataset, "train", **holdout_probe.data_options(config)) // config.batch_size
   if steps_per_epoch < 1:
@@ -204,9 +213,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     watcher = stack.enter_context(preemption.SigtermWatcher(enabled=jax.process_count() == 1))
     writer = writers.MetricWriter(workdir, enabled=is_lead_process)
     stack.callback(writer.close)
+    profiler = profiling.StepProfiler(config.profile_steps, workdir)
+    stack.callback(profiler.stop)
     try:
       final = _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher,
-                     selector)
+                     selector, profiler, deadline)
     except BaseException as error:
       note = _resume_point(checkpoint_manager, abstract_state, workdir)
       if isinstance(error, (FloatingPointError, preemption.Preempted)):
@@ -218,8 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 
 def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher,
-           selector: selector_lib.Selector | None) -> dict:
-  """Steps from `state` to config.total_steps, saving, logging, evaluating and selecting on schedule."""
+           selector: selector_lib.Selector | None, profiler: profiling.StepProfiler, deadline: float | None) -> dict:
+  """Steps from `state` to config.total_steps (or the `deadline`), saving, logging, evaluating,
+  selecting and profiling on schedule."""
   replicated = parallel.replicated(mesh)
   train_step = jax.jit(
       step_lib.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx, parts.nuisance_tx),
@@ -234,13 +246,16 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
     selector.measure(state, int(state.step), writer)  # due before a stop that came right after its checkpoint
   running_metrics = None
   for step in range(int(state.step) + 1, config.total_steps + 1):
-    state, metrics = train_step(state, next(batches), step_key)
+    profiler.before(step)
+    with jax.profiler.StepTraceAnnotation("train", step_num=step):
+      state, metrics = train_step(state, next(batches), step_key)
     # Steps are dispatched asynchronously; waiting for the previous one keeps one step queued behind the
     # running one, not every step Python could run ahead to, so a SIGTERM (a preemption's grace period is
     # seconds) is saved after at most two steps' time.
     jax.block_until_ready(running_metrics)
     running_metrics = metrics
-    final_step = step == config.total_steps
+    profiler.after(step, metrics)
+    final_step = step == config.total_steps or (deadline is not None and time.time() >= deadline)
     if step % config.log_every_steps == 0 or final_step:
       # Reading metrics waits for the step, so only at log steps; a non-finite state
       # between them is caught before any checkpoint is written (`_check_finite`).
@@ -250,7 +265,7 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
                                  + _DIVERGED_ADVICE)
       writer.write(step, {**scalars, "train/epoch": step / steps_per_epoch, **progress.rates(step)})
       logging.info("%s", progress.line(step, scalars))
-    preempted = _stop_requested(watcher, step)
+    preempted = _stop_requested(watcher, checkpoint_manager, step)
     if step % config.checkpoint_every_steps == 0 or final_step or preempted:
       _check_finite(state, step)
       checkpoints.save(checkpoint_manager, step, state)
@@ -261,6 +276,9 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
       writer.write(step, evaluation)
     if selector is not None and selector.due(step, final_step):
       selector.measure(state, step, writer)
+    if final_step:
+      break
+  profiler.stop()
   checkpoint_manager.wait_until_finished()
   if jax.process_index() == 0:
     integrity.forget_deleted(checkpoint_manager)

@@ -21,6 +21,7 @@ from invjax import losses
 from invjax import objective
 from invjax.blocks import flow_steps
 from invjax.train import holdout_probe
+from invjax.train import profiling
 from invjax.train import state as state_lib
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
@@ -97,6 +98,7 @@ def _check_schedule(config) -> None:
   for name in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
     _integer(config, name, 1)
   _integer(config, "keep_checkpoints", 1, " (a run keeps at least its latest checkpoint)")
+  profiling.window(_get(config, "profile_steps"))
 
 
 def _check_model(config) -> None:
