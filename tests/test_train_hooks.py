@@ -13,6 +13,7 @@ from invjax.train import profiling
 from test_train import micro_config
 
 
+@pytest.mark.slow  # the profiler's stop and trace conversion alone took about 100 s on the 2-core CPU
 def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
   train.train_and_evaluate(micro_config(total_steps=3, profile_steps="2,3"), tmp_path)
   profile = tmp_path / profiling.PROFILE_DIR
