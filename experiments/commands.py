@@ -12,6 +12,7 @@ their tracebacks too; any other exception is a bug and keeps its traceback.
 """
 
 import contextlib
+import os
 import pathlib
 import re
 import shlex
@@ -47,6 +48,20 @@ def last_recorded(workdir: str | pathlib.Path) -> str:
   if not path.exists():
     raise FileNotFoundError(f"{path} does not exist: {workdir} was not trained with experiments.train.")
   return path.read_text().splitlines()[-1]
+
+
+def output_folder(path: str | pathlib.Path, flag: str) -> pathlib.Path:
+  """Creates a tool's output folder `path` if missing; a ValueError naming --`flag` if it cannot be
+  written (no permission, a read-only file system, a file in the way)."""
+  path = pathlib.Path(path)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+      raise PermissionError(f"no write access to {path}")
+  except OSError as error:
+    raise ValueError(f"{path} cannot be written ({error}): pass --{flag}=FOLDER, a folder this job can write "
+                     "(a run on a read-only mount is analysed into another folder).") from None
+  return path
 
 
 def fail(message: str) -> None:
