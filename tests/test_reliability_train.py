@@ -369,3 +369,20 @@ def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninter
   monkeypatch.setattr(loop, "train_batches", original)
   assert train.train_and_evaluate(micro_config(), tmp_path)["step"] == 4
   assert_same_parameters(final_variables(tmp_path), final_variables(run))
+
+
+def test_a_torn_last_metrics_line_does_not_swallow_the_next_job_start(tmp_path):
+  """Issue 23: a job killed mid-write left '{"step": 1' without a newline; the next job's job_start
+  record was appended to it and both were skipped, so the replayed steps stayed in the curves."""
+  from invjax.train import writers
+
+  (tmp_path / writers.METRICS_FILE).write_text(json.dumps({"step": 5, "train/loss": 1.0}) + '\n{"step": 6, "tr')
+  writer = writers.MetricWriter(tmp_path)
+  writer.mark_start(4, "1 x cpu")
+  writer.close()
+  records = writers.read_records(tmp_path)
+  assert [(record["step"], record.get("event")) for record in records] == [(5, None), (4, writers.JOB_START)]
+  assert writers.without_replayed(records)[-1]["event"] == writers.JOB_START
+  glued = json.dumps({"step": 5}) + '\n{"step": 6, "tr' + json.dumps({"step": 4, "event": writers.JOB_START}) + "\n"
+  (tmp_path / writers.METRICS_FILE).write_text(glued)  # as the writer left it before it ended torn lines
+  assert [record["step"] for record in writers.read_records(tmp_path)] == [5, 4]
