@@ -8,10 +8,13 @@ A tool's `main` runs under `run`: a bad flag, a missing config file or an
 unknown config key, and any bad-input error raised inside `one_line_errors()`
 (ValueError, FileNotFoundError, FloatingPointError, a workdir in use) end the
 process with `Error: <message>` on stderr and exit status 1. `--verbose` shows
-their tracebacks too; any other exception is a bug and keeps its traceback.
+their tracebacks too (and orbax's logged errors, which otherwise repeat a failed
+save's error with a traceback per background thread); any other exception is a
+bug and keeps its traceback.
 """
 
 import contextlib
+import logging
 import os
 import pathlib
 import re
@@ -110,6 +113,15 @@ def _parse_flags(argv):
   return remaining
 
 
+def _without_background_save_tracebacks(record: logging.LogRecord) -> bool:
+  """Whether to show a log record: not orbax's errors (without --verbose). A failing save (a full
+  disk) makes each of orbax's background threads log the failure with a traceback before the job
+  itself reports it as one line (`one_line_errors`) naming the checkpoint to resume from."""
+  is_orbax_error = record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname
+  return not is_orbax_error or _VERBOSE.value
+
+
 def run(main) -> None:
-  """`absl.app.run(main)` with one-line flag errors."""
+  """`absl.app.run(main)` with one-line flag errors and without orbax's background tracebacks."""
+  logging.getLogger("absl").addFilter(_without_background_save_tracebacks)
   app.run(main, flags_parser=_parse_flags)

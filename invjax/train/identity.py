@@ -11,7 +11,9 @@ parameters, and config.json would describe the checkpoints wrongly.
 `SAFE_FIELDS` are those that change when, how often or on how much the run is
 evaluated, logged or checkpointed, and how long it trains (total_steps), plus
 `model.backprop` (the same gradients, computed by autodiff or by inverting the
-reversible blocks). Such changes are allowed, and each is appended to
+reversible blocks; in another order of float32 operations, so a run that changes
+it on resume differs from an uninterrupted one by rounding, ~1e-3 in the
+parameters after training amplifies it: the README says so). Such changes are allowed, and each is appended to
 `workdir/config_history.jsonl` with the step it took effect at. So is a field
 that config.json predates when its value is "off" (0, "", False, empty): options
 are added to the code base that way.
