@@ -212,6 +212,10 @@ def test_a_checkpoint_of_another_run_is_refused_though_its_shapes_and_checksums_
   record_path = run_copy / integrity.CHECKSUM_DIR / "4.json"
   record = json.loads(record_path.read_text())
   assert record[integrity.RUN_CONFIG_KEY] == identity.stored_config(run_copy)
+  off = next(name for name, value in record[integrity.RUN_CONFIG_KEY]["loss"].items() if value == 0)
+  del record[integrity.RUN_CONFIG_KEY]["loss"][off]  # saved by code that predates an option, now off
+  record_path.write_text(json.dumps(record))
+  assert train.load_run(run_copy).step == 4
   record[integrity.RUN_CONFIG_KEY]["loss"]["nuisance_weight"] = 0.0  # as a CE run saved it
   record_path.write_text(json.dumps(record))
   before = tree_hash(run_copy)

@@ -83,10 +83,6 @@ def _allowed(name: str, old, new) -> bool:
   return name in SAFE_FIELDS or (old == _ABSENT and new in (0, "", False, None, [], {}))
 
 
-def _refused(changes: dict[str, tuple]) -> dict[str, tuple]:
-  return {name: values for name, values in changes.items() if not _allowed(name, *values)}
-
-
 def _listed(refused: dict[str, tuple], old_label: str, new_label: str) -> str:
   return "; ".join(f"config.{name}: {old_label} {old!r}, {new_label} {new!r}" for name, (old, new) in refused.items())
 
@@ -94,7 +90,7 @@ def _listed(refused: dict[str, tuple], old_label: str, new_label: str) -> str:
 def check_resume(stored: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, tuple]:
   """The allowed changes from `stored` to `config`; ValueError naming every other differing field."""
   changes = differences(stored, as_plain(config))
-  refused = _refused(changes)
+  refused = {name: values for name, values in changes.items() if not _allowed(name, *values)}
   if refused:
     listed = _listed(refused, "run has", "now")
     raise ValueError(
@@ -105,8 +101,10 @@ def check_resume(stored: dict, config: ml_collections.ConfigDict, workdir: pathl
 
 def check_checkpoint(saved: dict, stored: dict, step: int, workdir: pathlib.Path) -> None:
   """Raises integrity.CheckpointMismatch if checkpoint `step`, saved under the config `saved`, belongs
-  to another run than the config.json `stored` of `workdir` (fields that may change on resume aside)."""
-  refused = _refused(differences(stored, saved))
+  to another run than the config.json `stored` of `workdir` (fields that may change on resume aside,
+  and fields one of the two predates that are off in the other: code and config.json may be newer)."""
+  refused = {name: (old, new) for name, (old, new) in differences(stored, saved).items()
+             if not (_allowed(name, old, new) or _allowed(name, new, old))}
   if refused:
     raise integrity.CheckpointMismatch(
         f"Checkpoint {step} in {workdir / 'checkpoints'} was saved by another run than the one in {workdir} "
