@@ -41,7 +41,7 @@ import sys
 
 from absl import app, flags
 
-from experiments import collect
+from experiments import collect, commands
 
 _RUNS = flags.DEFINE_string(
     "runs", "runs/results", "Folder with a subfolder of runs per group (mnist/, shift_mnist/, ...).")
@@ -81,13 +81,15 @@ def main(argv):
         print(f"Kept {len(kept)} rows of {earlier_path} whose runs have no folder under {runs / name}: "
               + ", ".join(collect.run_name(row) or row["command"] for row in kept))
       results[name] = sorted(collected + kept, key=lambda row: collect.run_name(row) or "")
+    if any(results.values()):
+      commands.output_folder(out, "out")
+      commands.output_folder(figures, "figures")
   except (FileNotFoundError, ValueError) as error:
     print(f"Error: {error}", file=sys.stderr)
     sys.exit(1)
   if not any((runs / name).is_dir() for name in collect.GROUPS) or not any(results.values()):
     print(f"Error: no finished runs under {runs}/{{{','.join(collect.GROUPS)}}}.", file=sys.stderr)
     sys.exit(1)
-  out.mkdir(parents=True, exist_ok=True)
   tables = []
   for name, rows in results.items():
     (out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
