@@ -189,16 +189,22 @@ def rows(folder: pathlib.Path, make_row, skip_unfinished: bool = False) -> list[
   return [make_row(workdir) for workdir in run_folders(folder) if is_finished(workdir) or not skip_unfinished]
 
 
-def run_name(row: dict) -> str | None:
-  """The folder name of the run a row was collected from: the last part of the `--workdir` of the
-  row's command (None where the command names no workdir)."""
+def recorded_workdir(row: dict) -> str | None:
+  """The `--workdir` of the command a row's run was trained with (None where it names none)."""
   arguments = shlex.split(row.get("command", ""))
   for index, argument in enumerate(arguments):
     if argument.startswith("--workdir="):
-      return pathlib.Path(argument.removeprefix("--workdir=")).name
+      return argument.removeprefix("--workdir=")
     if argument == "--workdir" and index + 1 < len(arguments):
-      return pathlib.Path(arguments[index + 1]).name
+      return arguments[index + 1]
   return None
+
+
+def run_name(row: dict) -> str | None:
+  """The folder name of the run a row was collected from: the last part of the `--workdir` of the
+  row's command (None where the command names no workdir)."""
+  workdir = recorded_workdir(row)
+  return None if workdir is None else pathlib.Path(workdir).name
 
 
 def rows_without_folders(earlier_rows: list[dict], folder: pathlib.Path) -> list[dict]:
@@ -212,6 +218,16 @@ def rows_without_folders(earlier_rows: list[dict], folder: pathlib.Path) -> list
     return name in present if name else bool(present)
 
   return [row for row in earlier_rows if not is_collected_anew(row)]
+
+
+def rows_from_other_folders(earlier_rows: list[dict], folder: pathlib.Path) -> list[dict]:
+  """The rows of `earlier_rows` that runs under `folder` would replace although they were collected
+  from another folder: their recorded workdir (relative to the current directory, as the commands
+  ran) is not `folder/<run>`, or they name none."""
+  replaced = [row for row in earlier_rows if row not in rows_without_folders(earlier_rows, folder)]
+  return [row for row in replaced
+          if recorded_workdir(row) is None or pathlib.Path(recorded_workdir(row)).resolve()
+          != (folder / run_name(row)).resolve()]
 
 
 GROUPS = {

@@ -8,11 +8,14 @@ A tool's `main` runs under `run`: a bad flag, a missing config file or an
 unknown config key, and any bad-input error raised inside `one_line_errors()`
 (ValueError, FileNotFoundError, FloatingPointError, a workdir in use) end the
 process with `Error: <message>` on stderr and exit status 1. `--verbose` shows
-their tracebacks too; any other exception is a bug and keeps its traceback.
+their tracebacks too (and orbax's logged errors, which otherwise repeat a failed
+save's error with a traceback per background thread); any other exception is a
+bug and keeps its traceback.
 """
 
 import contextlib
-import logging as pylogging
+import logging
+import os
 import pathlib
 import re
 import shlex
@@ -50,6 +53,20 @@ def last_recorded(workdir: str | pathlib.Path) -> str:
   return path.read_text().splitlines()[-1]
 
 
+def output_folder(path: str | pathlib.Path, flag: str) -> pathlib.Path:
+  """Creates a tool's output folder `path` if missing; a ValueError naming --`flag` if it cannot be
+  written (no permission, a read-only file system, a file in the way)."""
+  path = pathlib.Path(path)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+      raise PermissionError(f"no write access to {path}")
+  except OSError as error:
+    raise ValueError(f"{path} cannot be written ({error}): pass --{flag}=FOLDER, a folder this job can write "
+                     "(a run on a read-only mount is analysed into another folder).") from None
+  return path
+
+
 def fail(message: str) -> None:
   """Ends the process: `Error: message` (one line) on stderr, exit status 1."""
   print(f"Error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
@@ -67,14 +84,14 @@ def one_line_errors():
     fail(" ".join([str(error), *getattr(error, "__notes__", [])]))
 
 
-class ProjectLinesOnly(pylogging.Filter):
+class ProjectLinesOnly(logging.Filter):
   """Keeps the training jobs' progress lines and other libraries' warnings, except the
   checkpointer's (orbax warns about metadata it does not need on every restore)."""
 
   def filter(self, record):
     if "/invjax/" in record.pathname:
       return True
-    return record.levelno >= (pylogging.ERROR if "/orbax/" in record.pathname else pylogging.WARNING)
+    return record.levelno >= (logging.ERROR if "/orbax/" in record.pathname else logging.WARNING)
 
 
 def check_no_arguments(argv) -> None:
@@ -106,6 +123,15 @@ def _parse_flags(argv):
   return remaining
 
 
+def _without_background_save_tracebacks(record: logging.LogRecord) -> bool:
+  """Whether to show a log record: not orbax's errors (without --verbose). A failing save (a full
+  disk) makes each of orbax's background threads log the failure with a traceback before the job
+  itself reports it as one line (`one_line_errors`) naming the checkpoint to resume from."""
+  is_orbax_error = record.levelno >= logging.ERROR and f"{os.sep}orbax{os.sep}" in record.pathname
+  return not is_orbax_error or _VERBOSE.value
+
+
 def run(main) -> None:
-  """`absl.app.run(main)` with one-line flag errors."""
+  """`absl.app.run(main)` with one-line flag errors and without orbax's background tracebacks."""
+  logging.getLogger("absl").addFilter(_without_background_save_tracebacks)
   app.run(main, flags_parser=_parse_flags)

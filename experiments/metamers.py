@@ -199,8 +199,7 @@ def main(argv):
     if _SPLIT.value not in data.splits(run.config.dataset):
       raise ValueError(f"--split={_SPLIT.value} is not a split of {run.config.dataset}: "
                        f"choose one of {data.splits(run.config.dataset)}.")
-  out = _OUT.value or os.path.join(_WORKDIR.value, "analysis")
-  os.makedirs(out, exist_ok=True)
+    out = str(commands.output_folder(_OUT.value or os.path.join(_WORKDIR.value, "analysis"), "out"))
   mesh = parallel.make_data_mesh()
   model, variables = run.model, run.variables
 

@@ -205,4 +205,4 @@ fi
 wait "$first_lanes" && wait "$second_lanes"
 "$PYTHON" -m experiments.spheres --out="$RUNS/spheres" >"$RUNS/logs/spheres.log" 2>&1
 echo "$(date +%T) spheres figure in $RUNS/spheres"
-"$PYTHON" -m experiments.results --runs="$RUNS" --out=results
+"$PYTHON" -m experiments.results --runs="$RUNS" --out=results --figures=docs/figures

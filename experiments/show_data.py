@@ -4,10 +4,13 @@ r"""Writes a PNG grid of examples of a dataset split, labels as titles.
 
 Shows what the model sees (without dequantisation noise): the digit datasets'
 inputs have blank channels 1 and 2 and are drawn in grey from channel 0.
+Bad input (a missing dataset or texture folder, an unreadable texture file) ends
+with a one-line error (`experiments.commands`).
 """
 
-from absl import app, flags
+from absl import flags
 
+from experiments import commands
 from invjax import data
 from invjax.data import figures
 
@@ -23,16 +26,17 @@ _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (default:
 
 
 def main(argv):
-  del argv
-  batches = data.load(
-      _DATASET.value,
-      _SPLIT.value,
-      batch_size=_NUM_EXAMPLES.value,
-      seed=_SEED.value,
-      dequantize=False,
-      data_dir=_DATA_DIR.value,
-  )
-  batch = next(iter(batches))
+  commands.check_no_arguments(argv)
+  with commands.one_line_errors():
+    batches = data.load(
+        _DATASET.value,
+        _SPLIT.value,
+        batch_size=_NUM_EXAMPLES.value,
+        seed=_SEED.value,
+        dequantize=False,
+        data_dir=_DATA_DIR.value,
+    )
+    batch = next(iter(batches))
   figure = figures.example_grid(
       batch["image"][batch["mask"]],
       batch["label"][batch["mask"]],
@@ -44,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  commands.run(main)

@@ -28,10 +28,20 @@ def test_digits_become_padded_model_inputs(dtype, high, detected):
 
 
 def test_model_sized_images_are_only_rescaled():
-  images = np.full((3, 32, 32, 3), 0.5, np.float32)
+  images = np.zeros((3, 32, 32, 3), np.float32)
+  images[..., 0] = 0.5
   prepared = external.prepare_external_images(images, np.zeros(3, np.int64), num_classes=10)
   assert prepared.detected_format == "(N, 32, 32, 3) images, float32 in [0, 1]"
-  np.testing.assert_allclose(prepared.images, 0.0, atol=1e-6)
+  np.testing.assert_allclose(prepared.images[..., 0], 0.0, atol=1e-6)
+  np.testing.assert_array_equal(prepared.images[..., 1:], -1.0)
+
+
+def test_digits_copied_into_three_channels_are_refused_not_misread():
+  """Issue 23: the model reads channel 0 and was trained with 1 and 2 blank; three copies of the digit
+  were accepted and scored 31% instead of 98%."""
+  digits = np.random.default_rng(0).integers(0, 256, (4, 32, 32), dtype=np.uint8)
+  with pytest.raises(ValueError, match=r"non-blank channels 1 and 2 .*images\[\.\.\., 1:\] = 0"):
+    external.prepare_external_images(np.repeat(digits[..., None], 3, -1), np.zeros(4, np.int64), num_classes=10)
 
 
 @pytest.mark.parametrize("images,labels,message", [

@@ -1,7 +1,11 @@
 """shiftMNIST (SPEC 7): the feature agrees with the label on train only."""
 
+import os
+import pathlib
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from absl.testing import flagsaver
 
 from invjax import data
@@ -211,3 +215,31 @@ def test_show_data_writes_a_png(tmp_path, tfds_dir):
   assert out.read_bytes().startswith(b"\x89PNG")
   with pytest.raises(ValueError, match="only image datasets"):
     figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))
+
+
+def test_show_data_without_textures_ends_in_one_line(tmp_path, tfds_dir):
+  """Issue 23: the message was good but came with a full traceback."""
+  import subprocess
+  import sys
+
+  environment = {**os.environ, "INVJAX_DTD_DIR": str(tmp_path / "no_dtd"), "XLA_FLAGS": ""}
+  finished = subprocess.run(
+      [sys.executable, "-m", "experiments.show_data", "--dataset=shift_mnist/textured", f"--out={tmp_path / 'g.png'}",
+       f"--data_dir={tfds_dir}"], cwd=pathlib.Path(__file__).resolve().parents[1], env=environment,
+      capture_output=True, text=True, timeout=300)
+  assert finished.returncode == 1 and "Traceback" not in finished.stderr
+  assert finished.stderr.splitlines()[-1].startswith("Error: DTD folder") and not (tmp_path / "g.png").exists()
+
+
+def test_a_texture_file_that_is_not_an_image_is_named(tmp_path):
+  """Issue 23: TensorFlow's DecodeJpeg error named no file."""
+  jpeg = tf.io.encode_jpeg(np.full((40, 40, 1), 128, np.uint8)).numpy()
+  for category in textures.CATEGORIES:
+    folder = tmp_path / "images" / category
+    folder.mkdir(parents=True)
+    for index in range(3):
+      (folder / f"{category}_{index}.jpg").write_bytes(jpeg)
+  (tmp_path / "images" / textures.CATEGORIES[1] / f"{textures.CATEGORIES[1]}_0.jpg").write_text("not an image")
+  with pytest.raises(ValueError, match=f"DTD texture images/{textures.CATEGORIES[1]}/{textures.CATEGORIES[1]}_0.jpg "
+                                       "cannot be decoded as a JPEG image"):
+    textures.load_texture_bank("train", dtd_dir=tmp_path)

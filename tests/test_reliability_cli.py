@@ -156,3 +156,42 @@ def test_sigterm_ends_a_training_job_at_a_saved_step_with_status_143(tmp_path):
   resumed = subprocess.run([*command, f"--config.total_steps={step + 1}"], cwd=REPO, env=ONE_DEVICE, text=True,
                            capture_output=True, timeout=300)
   assert resumed.returncode == 0 and f"Resumed from step {step} in" in resumed.stderr, resumed.stderr[-3000:]
+
+
+def test_an_unwritable_output_folder_is_one_line_naming_the_flag(tmp_path, monkeypatch):
+  """Issue 23: metamers on a run on a read-only mount, without --out, ended in a traceback."""
+  import errno
+
+  from experiments import commands
+
+  assert commands.output_folder(tmp_path / "analysis", "out").is_dir()
+  monkeypatch.setattr(os, "access", lambda path, mode: False)  # as on a read-only file system (EROFS)
+  with pytest.raises(ValueError, match=r"analysis cannot be written .*pass --out=FOLDER"):
+    commands.output_folder(tmp_path / "analysis", "out")
+
+  def read_only(self, *args, **kwargs):
+    raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+  monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+  with pytest.raises(ValueError, match=r"new cannot be written .*Read-only file system.*pass --out=FOLDER"):
+    commands.output_folder(tmp_path / "new", "out")
+
+
+def test_orbax_errors_of_a_failed_save_are_not_shown_without_verbose():
+  """Issue 23: a full disk during a save printed the right one-line error after orbax's background
+  threads had each logged it with a traceback (69 in all on the paper's model)."""
+  import logging
+
+  from absl import flags
+  from absl.testing import flagsaver
+
+  from experiments import commands
+
+  flags.FLAGS.mark_as_parsed()
+  record = lambda level, path: logging.LogRecord("absl", level, path, 1, "failed", None, None)
+  orbax_file = os.path.join(os.sep, "venv", "orbax", "checkpoint", "future.py")
+  assert not commands._without_background_save_tracebacks(record(logging.ERROR, orbax_file))
+  assert commands._without_background_save_tracebacks(record(logging.WARNING, orbax_file))
+  assert commands._without_background_save_tracebacks(record(logging.ERROR, "/repo/invjax/train/loop.py"))
+  with flagsaver.flagsaver(verbose=True):
+    assert commands._without_background_save_tracebacks(record(logging.ERROR, orbax_file))

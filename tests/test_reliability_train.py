@@ -77,6 +77,8 @@ def run_copy(run, tmp_path) -> pathlib.Path:
     ({"seed": 1}, r"config.seed: run has 0, now 1"),
     ({"batch_size": 12}, r"multiple of the 8 devices"),
     ({"dataset_options.contrast": 2.0}, r"config.dataset_options: mnist has no option\(s\) contrast"),
+    ({"total_steps": 2}, r"config.total_steps=2 is below step 4, where the run .* stands: pass "
+                         r"--config.total_steps=4 or more"),
 ])
 def test_a_failed_start_changes_no_file_of_the_run(run, overrides, message):
   before = tree_hash(run)
@@ -199,7 +201,72 @@ def test_a_damaged_config_json_is_reported_not_overwritten(run_copy):
   before = tree_hash(run_copy)
   with pytest.raises(ValueError, match="config.json is not valid JSON"):
     train.train_and_evaluate(micro_config(), run_copy)
+  with pytest.raises(ValueError, match=f"{run_copy / identity.CONFIG_FILE} is not valid JSON"):
+    train.load_run(run_copy)  # experiments.evaluate and metamers name the file too
   assert tree_hash(run_copy) == before
+
+
+def test_a_checkpoint_of_another_run_is_refused_though_its_shapes_and_checksums_fit(run_copy):
+  """Issue 23: a CE run's checkpoint (same shapes, with its checksum record) copied into an iCE run
+  folder was restored and trained on. Each checksum record holds the saving run's config."""
+  record_path = run_copy / integrity.CHECKSUM_DIR / "4.json"
+  record = json.loads(record_path.read_text())
+  assert record[integrity.RUN_CONFIG_KEY] == identity.stored_config(run_copy)
+  off = next(name for name, value in record[integrity.RUN_CONFIG_KEY]["loss"].items() if value == 0)
+  del record[integrity.RUN_CONFIG_KEY]["loss"][off]  # saved by code that predates an option, now off
+  record_path.write_text(json.dumps(record))
+  assert train.load_run(run_copy).step == 4
+  record[integrity.RUN_CONFIG_KEY]["loss"]["nuisance_weight"] = 0.0  # as a CE run saved it
+  record_path.write_text(json.dumps(record))
+  before = tree_hash(run_copy)
+  message = r"Checkpoint 4 .* was saved by another run .*config.loss.nuisance_weight: config.json has 1.0, the checkpoint 0.0"
+  with pytest.raises(integrity.CheckpointMismatch, match=message):
+    train.train_and_evaluate(micro_config(total_steps=6), run_copy)
+  with pytest.raises(integrity.CheckpointMismatch, match=message):
+    train.load_run(run_copy)
+  assert tree_hash(run_copy) == before
+
+
+def test_resume_logs_no_orbax_warning_of_a_missing_metadata_file(run_copy, caplog):
+  with caplog.at_level(logging.WARNING):
+    assert train.load_run(run_copy).step == 4
+  assert "Metadata file does not exist" not in caplog.text
+
+
+def test_analysis_of_a_run_without_checkpoints_changes_nothing(run_copy):
+  shutil.rmtree(run_copy / "checkpoints")
+  before = tree_hash(run_copy)
+  with pytest.raises(FileNotFoundError, match="has no checkpoint yet"):
+    train.load_run(run_copy)
+  assert not (run_copy / "checkpoints").exists() and tree_hash(run_copy) == before
+
+
+def test_a_read_only_run_is_refused_in_one_line(run_copy, monkeypatch):
+  def read_only(*args, **kwargs):
+    raise OSError(30, "Read-only file system", str(args[0]))
+
+  before = tree_hash(run_copy)
+  monkeypatch.setattr(workdir_lock, "open", read_only, raising=False)
+  with pytest.raises(workdir_lock.WorkdirInUse, match="cannot be written by this job .*Read-only file system.*"
+                                                     "pass a writable --workdir"):
+    train.train_and_evaluate(micro_config(total_steps=6), run_copy)
+  assert tree_hash(run_copy) == before
+
+
+def test_a_workdir_that_is_a_symlink_loop_is_refused(tmp_path):
+  (tmp_path / "a").symlink_to(tmp_path / "b")
+  (tmp_path / "b").symlink_to(tmp_path / "a")
+  with pytest.raises(ValueError, match="is a symbolic link to .*b, which does not lead to a folder"):
+    train.train_and_evaluate(micro_config(), tmp_path / "a")
+
+
+def test_evaluation_counts_exactly_eval_examples_with_a_partial_last_batch():
+  """Issue 23: 700 examples in batches of 500 evaluated 1000."""
+  batches = ({"mask": jnp.ones(500, bool), "label": jnp.zeros(500, jnp.int32)} for _ in range(5))
+  chosen = list(loop.first_examples(batches, 700, 500))
+  assert [int(batch["mask"].sum()) for batch in chosen] == [500, 200]
+  assert all(batch["mask"].shape == (500,) for batch in chosen)
+  np.testing.assert_array_equal(chosen[1]["mask"], np.arange(500) < 200)
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_says_so_and_is_left_alone(run_copy):
@@ -306,3 +373,20 @@ def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninter
   monkeypatch.setattr(loop, "train_batches", original)
   assert train.train_and_evaluate(micro_config(), tmp_path)["step"] == 4
   assert_same_parameters(final_variables(tmp_path), final_variables(run))
+
+
+def test_a_torn_last_metrics_line_does_not_swallow_the_next_job_start(tmp_path):
+  """Issue 23: a job killed mid-write left '{"step": 1' without a newline; the next job's job_start
+  record was appended to it and both were skipped, so the replayed steps stayed in the curves."""
+  from invjax.train import writers
+
+  (tmp_path / writers.METRICS_FILE).write_text(json.dumps({"step": 5, "train/loss": 1.0}) + '\n{"step": 6, "tr')
+  writer = writers.MetricWriter(tmp_path)
+  writer.mark_start(4, "1 x cpu")
+  writer.close()
+  records = writers.read_records(tmp_path)
+  assert [(record["step"], record.get("event")) for record in records] == [(5, None), (4, writers.JOB_START)]
+  assert writers.without_replayed(records)[-1]["event"] == writers.JOB_START
+  glued = json.dumps({"step": 5}) + '\n{"step": 6, "tr' + json.dumps({"step": 4, "event": writers.JOB_START}) + "\n"
+  (tmp_path / writers.METRICS_FILE).write_text(glued)  # as the writer left it before it ended torn lines
+  assert [record["step"] for record in writers.read_records(tmp_path)] == [5, 4]

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -12,8 +13,9 @@ from experiments import collect, commands
 from invjax.train import checkpoints, writers
 
 
-def _finished_run(workdir, config, final, command="python -m experiments.train --config=X"):
+def _finished_run(workdir, config, final, command=None):
   """A run folder as experiments.train leaves it: config, metrics of two jobs, final metrics, command."""
+  command = command or shlex.join(["python", "-m", "experiments.train", f"--workdir={workdir}", "--config=X"])
   workdir.mkdir(parents=True, exist_ok=True)
   checkpoints.save_config(config, workdir)
   records = [
@@ -164,6 +166,10 @@ def test_main_keeps_earlier_rows_of_runs_without_folders_and_recollects_the_othe
   ]
   (out / "shift_mnist_full.json").write_text(json.dumps(earlier_rows))
   completed = _collect(runs, out)
+  assert completed.returncode == 1 and "--replace_rows" in completed.stderr
+  assert "old/shift_mnist_full/binary_ice" in completed.stderr and len(completed.stderr.splitlines()) == 1
+  assert json.loads((out / "shift_mnist_full.json").read_text()) == earlier_rows
+  completed = _collect(runs, out, "--replace_rows")
   assert completed.returncode == 0, completed.stderr[-3000:]
   kept_lines = [line for line in completed.stdout.splitlines() if line.startswith("Kept")]
   assert kept_lines == [f"Kept 1 rows of {out / 'shift_mnist_full.json'} whose runs have no folder under "
@@ -229,3 +235,28 @@ def test_objectives_rows_give_every_term_weight_the_architecture_and_each_part_o
       "nosplit_gap", False, 2.0, 0.0)
   assert (row["nuisance_test_error"], row["posthoc_all_linear"], row["posthoc_final_mlp"]) == (5.0, 20.0, 30.0)
   assert collect.markdown_table([row], collect.TABLES["objectives"]).count("| - |") >= 1  # split parts absent
+
+
+def test_main_writes_next_to_the_runs_and_never_replaces_published_rows_unasked(tmp_path):
+  """Issue 23: `--runs=MYRUNS` wrote into the repository's results/ and docs/figures/, replacing
+  the published row of a run of the same name."""
+  runs, published = tmp_path / "my runs", tmp_path / "published"
+  config = shift_mnist_ce.get_config("tiny")
+  config.variant = "binary"
+  command = f"python -m experiments.train --workdir='{runs}/shift_mnist/binary_ce' --config=X"
+  _finished_run(runs / "shift_mnist" / "binary_ce", config, {**SHIFT_FINAL, "step": 100}, command=command)
+  completed = subprocess.run([sys.executable, "-m", "experiments.results", f"--runs={runs}"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert completed.returncode == 0, completed.stderr[-3000:]
+  assert len(json.loads((runs / "results" / "shift_mnist.json").read_text())) == 1
+  assert (runs / "figures" / "shift_mnist_errors.png").exists()
+  published.mkdir()
+  rows = [{"variant": "binary", "loss": "ce", "test_error": 1.22,
+           "command": "python -m experiments.train --workdir=runs/results/shift_mnist/binary_ce --config=Y"}]
+  (published / "shift_mnist.json").write_text(json.dumps(rows))
+  completed = _collect(runs, published)
+  assert completed.returncode == 1 and completed.stderr.startswith("Error: ") and "--replace_rows" in completed.stderr
+  assert json.loads((published / "shift_mnist.json").read_text()) == rows
+  assert not (published / "tables.md").exists() and not (published / "figures").exists()
+  completed = _collect(runs, runs / "results")  # its own rows: collected again without a flag
+  assert completed.returncode == 0, completed.stderr[-3000:]

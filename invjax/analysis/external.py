@@ -2,7 +2,8 @@ r"""Evaluating a trained digit model on an external image set.
 
 Accepted inputs (anything else is rejected with a ValueError saying so):
 
-* images: (N, 28, 28) digits or (N, 32, 32, 3) model-sized images, N >= 1,
+* images: (N, 28, 28) digits or (N, 32, 32, 3) model-sized images (the digit
+  canvas in channel 0, channels 1 and 2 blank: pixel 0, as in training), N >= 1,
   either integers in [0, 255] (raw pixels v) or floating point without
   NaN/inf, with values in [0, 1] (read as v = 255 u) or in [0, 255]: when only
   a few values exceed 1 the range is ambiguous and must be given (`pixel_range`);
@@ -124,6 +125,12 @@ def prepare_external_images(images: np.ndarray, labels: np.ndarray, *, num_class
     raise ValueError(f"The image set is empty; accepted are {ACCEPTED_IMAGES} with N >= 1.")
   raw, value_range = _raw_pixels(images, pixel_range)
   _check_labels(labels, len(images), num_classes)
+  if images.ndim == 4 and np.any(raw[..., 1:]):
+    raise ValueError(
+        f"Images of shape {images.shape} have non-blank channels 1 and 2 ({np.mean(raw[..., 1:] != 0):.1%} of "
+        "their pixels are not 0); digit models were trained on the digit in channel 0 alone, with channels 1 and "
+        "2 blank (pixel 0). Pass the digits as (N, 28, 28), or set images[..., 1:] = 0 (e.g. a digit copied into "
+        "all three channels).")
   if images.ndim == 3:
     model_inputs = preprocess.canvas_to_model_input(preprocess.pad_digits(raw))
   else:

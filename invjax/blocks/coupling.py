@@ -167,6 +167,9 @@ class Coupling(bijection.Bijection):
           f"{type(self).__name__} splits channels in halves and needs an even "
           f"channel count; got input of shape {x.shape} (channels last)."
       )
+    if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+      raise ValueError(f"{type(self).__name__}(width={self.width!r}): the coupling network's width must be an "
+                       "integer >= 1.")
     return x[..., : channels // 2], x[..., channels // 2 :]
 
   def __call__(self, x, train=False):

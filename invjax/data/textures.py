@@ -101,10 +101,19 @@ def _find_jpegs(dtd_dir: str | None, data_dir: str | None) -> dict[str, list[tup
   ))
 
 
-def _split_bank(images: Iterable[tuple[str, bytes]], split: str) -> list[bytes]:
-  """The JPEGs of one category (in file-name order) that belong to `split`."""
+def _split_bank(images: Iterable[tuple[str, bytes]], split: str) -> list[tuple[str, bytes]]:
+  """The (file name, JPEG) pairs of one category (in file-name order) that belong to `split`."""
   want_test = split == "test"
-  return [jpeg for position, (_, jpeg) in enumerate(images) if is_test_texture(position) == want_test]
+  return [image for position, image in enumerate(images) if is_test_texture(position) == want_test]
+
+
+def _decode_named(category: str, name: str, jpeg: bytes, size: int) -> np.ndarray:
+  """`decode_texture`, with a ValueError that names the file if it is not a JPEG image."""
+  try:
+    return decode_texture(jpeg, size)
+  except tf.errors.InvalidArgumentError as error:
+    raise ValueError(f"DTD texture images/{category}/{name} cannot be decoded as a JPEG image "
+                     f"({error.message.splitlines()[0]}): replace it with the original file or remove it.") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,7 +128,7 @@ def _load_bank_cached(split: str, size: int, dtd_dir: str | None, data_dir: str 
     )
   count = min(len(files) for files in per_category.values())
   bank = np.stack([
-      np.stack([decode_texture(jpeg, size) for jpeg in per_category[category][:count]])
+      np.stack([_decode_named(category, name, jpeg, size) for name, jpeg in per_category[category][:count]])
       for category in CATEGORIES
   ])
   bank.flags.writeable = False

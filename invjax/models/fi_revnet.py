@@ -105,10 +105,14 @@ class FiRevNet(blocks.Bijection):
     _check_choice("permutation", self.permutation, flow_steps.PERMUTATIONS)
     _check_choice("backprop", self.backprop, flow_steps.BACKPROPS)
     _check_choice("readout", self.readout, READOUTS)
+    if isinstance(self.num_levels, bool) or not isinstance(self.num_levels, int) or self.num_levels < 1:
+      raise ValueError(f"num_levels={self.num_levels!r} must be an integer >= 1.")
     steps = self.steps_per_level
     steps = [steps] * self.num_levels if isinstance(steps, int) else list(steps)
     if len(steps) != self.num_levels:
       raise ValueError(f"steps_per_level has {len(steps)} entries for {self.num_levels} levels.")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in steps):
+      raise ValueError(f"steps_per_level={self.steps_per_level!r} must be an integer >= 1 or one per level.")
     _, (_, _, final_channels) = self.level_shapes()
     if not 0 < self.num_classes <= final_channels:
       raise ValueError(
@@ -141,6 +145,10 @@ class FiRevNet(blocks.Bijection):
           f"FiRevNet expects images of shape (batch, {', '.join(map(str, self.image_shape))}) "
           f"(NHWC); got {x.shape}."
       )
+    blocks.bijection.require_batch(x, "FiRevNet")
+    if x.dtype not in (jnp.float32, jnp.float64):
+      raise ValueError(f"FiRevNet expects float32 images in [-1, 1]; got {x.dtype}: convert them with "
+                       "x.astype(jnp.float32) (compute_dtype='bfloat16' runs the coupling networks in bfloat16).")
     logdet = blocks.bijection.zero_logdet(x)
     emitted = []
     for level, chain in enumerate(self.levels):

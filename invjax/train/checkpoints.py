@@ -7,7 +7,6 @@ also records checksums that every restore verifies (`invjax.train.integrity`).
 """
 
 import dataclasses
-import json
 import pathlib
 
 import flax.linen as nn
@@ -19,10 +18,11 @@ from absl import logging
 
 from invjax import data
 from invjax import parallel
+from invjax.train import identity
 from invjax.train import integrity
 from invjax.train import state as state_lib
 
-CONFIG_FILE = "config.json"
+CONFIG_FILE = identity.CONFIG_FILE
 
 
 def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
@@ -45,7 +45,8 @@ def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
   """Saves `state` as checkpoint `step` with its checksums (asynchronously: `wait_until_finished`
   before reading it back or exiting)."""
   if jax.process_index() == 0:
-    integrity.record(checkpoint_manager, step, state)
+    workdir = integrity.checkpoint_folder(checkpoint_manager).parent
+    integrity.record(checkpoint_manager, step, state, run_config=identity.stored_config(workdir))
   checkpoint_manager.save(step, args=ocp.args.StandardSave(state))
 
 
@@ -56,6 +57,10 @@ def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int
   if step not in checkpoint_manager.all_steps():
     raise FileNotFoundError(f"{checkpoint_manager.directory} has no checkpoint {step}; it has "
                             f"{list(checkpoint_manager.all_steps()) or 'none'}.")
+  workdir = integrity.checkpoint_folder(checkpoint_manager).parent
+  saved, stored = integrity.recorded_run_config(checkpoint_manager, step), identity.stored_config(workdir)
+  if saved is not None and stored is not None:
+    identity.check_checkpoint(saved, stored, step, workdir)
   state, verified = integrity.restore_verified(checkpoint_manager, step, abstract_state)
   if not verified:
     logging.warning("Checkpoint %d has no checksum record (saved by an older version): not verified.", step)
@@ -89,17 +94,17 @@ def restore_newest_good(checkpoint_manager: ocp.CheckpointManager, abstract_stat
 
 def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
   """Writes `workdir/config.json` atomically: a reader sees the old file or the whole new one."""
-  integrity.write_json_atomically(pathlib.Path(workdir) / CONFIG_FILE, json.loads(config.to_json_best_effort()))
+  integrity.write_json_atomically(pathlib.Path(workdir) / CONFIG_FILE, identity.as_plain(config))
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  if not path.exists():
+  stored = identity.stored_config(pathlib.Path(workdir))  # names the file if it is not valid JSON
+  if stored is None:
     raise FileNotFoundError(
-        f"{path} does not exist: {workdir} is not a run folder. Train one with "
+        f"{pathlib.Path(workdir) / CONFIG_FILE} does not exist: {workdir} is not a run folder. Train one with "
         "`python -m experiments.train --config=configs/<file>.py --workdir=DIR`."
     )
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return ml_collections.ConfigDict(stored)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +127,9 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   """Loads the config and the latest (or a given) checkpoint of a training run."""
   config = load_config(workdir)
   parts = state_lib.build(config, steps_per_epoch=1)
-  checkpoint_manager = reader(workdir)
-  if checkpoint_manager.latest_step() is None:
+  # Only an existing checkpoints/ is opened: analysis changes no run.
+  checkpoint_manager = reader(workdir) if (pathlib.Path(workdir) / "checkpoints").is_dir() else None
+  if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
   images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)
   replicated = parallel.replicated(parallel.make_data_mesh())  # the devices of this job, not the saving job's

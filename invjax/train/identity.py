@@ -11,10 +11,18 @@ parameters, and config.json would describe the checkpoints wrongly.
 `SAFE_FIELDS` are those that change when, how often or on how much the run is
 evaluated, logged, checkpointed or profiled, and how long it trains (total_steps), plus
 `model.backprop` (the same gradients, computed by autodiff or by inverting the
-reversible blocks). Such changes are allowed, and each is appended to
+reversible blocks; in another order of float32 operations, so a run that changes
+it on resume differs from an uninterrupted one by rounding, ~1e-3 in the
+parameters after training amplifies it: the README says so). Such changes are allowed, and each is appended to
 `workdir/config_history.jsonl` with the step it took effect at. So is a field
 that config.json predates when its value is "off" (0, "", False, empty): options
 are added to the code base that way.
+
+Each checkpoint carries the identity too: its checksum record (`integrity`) holds
+config.json as it was when the checkpoint was saved, and a restore refuses a
+checkpoint whose config differs from the run's config.json in any field that may
+not change on resume (`check_checkpoint`): a checkpoint of another run copied
+into the folder, with the same shapes and its own checksums, is not trained on.
 """
 
 import json
@@ -23,9 +31,9 @@ import time
 
 import ml_collections
 
-from invjax.train import checkpoints
+from invjax.train import integrity
 
-CONFIG_FILE = checkpoints.CONFIG_FILE
+CONFIG_FILE = "config.json"
 HISTORY_FILE = "config_history.jsonl"
 SAFE_FIELDS = (
     "total_steps", "log_every_steps", "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints",
@@ -75,16 +83,33 @@ def _allowed(name: str, old, new) -> bool:
   return name in SAFE_FIELDS or (old == _ABSENT and new in (0, "", False, None, [], {}))
 
 
+def _listed(refused: dict[str, tuple], old_label: str, new_label: str) -> str:
+  return "; ".join(f"config.{name}: {old_label} {old!r}, {new_label} {new!r}" for name, (old, new) in refused.items())
+
+
 def check_resume(stored: dict, config: ml_collections.ConfigDict, workdir: pathlib.Path) -> dict[str, tuple]:
   """The allowed changes from `stored` to `config`; ValueError naming every other differing field."""
   changes = differences(stored, as_plain(config))
   refused = {name: values for name, values in changes.items() if not _allowed(name, *values)}
   if refused:
-    listed = "; ".join(f"config.{name}: run has {old!r}, now {new!r}" for name, (old, new) in refused.items())
+    listed = _listed(refused, "run has", "now")
     raise ValueError(
         f"{workdir} holds a run with a different config ({listed}). Only {', '.join(SAFE_FIELDS)} may change "
         f"on resume: drop those overrides to resume the run, or pass a new --workdir to start another run.")
   return {name: values for name, values in changes.items() if name not in refused}
+
+
+def check_checkpoint(saved: dict, stored: dict, step: int, workdir: pathlib.Path) -> None:
+  """Raises integrity.CheckpointMismatch if checkpoint `step`, saved under the config `saved`, belongs
+  to another run than the config.json `stored` of `workdir` (fields that may change on resume aside,
+  and fields one of the two predates that are off in the other: code and config.json may be newer)."""
+  refused = {name: (old, new) for name, (old, new) in differences(stored, saved).items()
+             if not (_allowed(name, old, new) or _allowed(name, new, old))}
+  if refused:
+    raise integrity.CheckpointMismatch(
+        f"Checkpoint {step} in {workdir / 'checkpoints'} was saved by another run than the one in {workdir} "
+        f"({_listed(refused, 'config.json has', 'the checkpoint')}); it was left alone. Move it away (and "
+        f"{workdir / integrity.CHECKSUM_DIR / f'{step}.json'}) to resume from the run's own checkpoints.")
 
 
 def record_start(config: ml_collections.ConfigDict, workdir: pathlib.Path, step: int,
@@ -92,7 +117,7 @@ def record_start(config: ml_collections.ConfigDict, workdir: pathlib.Path, step:
   """Writes config.json (first start, or a resume with safe changes) and the change to the history."""
   if not first_start and not changes:
     return
-  checkpoints.save_config(config, workdir)
+  integrity.write_json_atomically(workdir / CONFIG_FILE, as_plain(config))
   entry = {"step": step, "time": time.time(),
            "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()}}
   if first_start:

@@ -4,7 +4,8 @@ Orbax checks no integrity: a checkpoint with flipped bytes in a data file can
 restore without a word and train on garbage. So each save first records, in
 `workdir/checksums/<step>.json`, the SHA-256 of every array of the state (its
 dtype, shape and bytes, keyed by its path in the tree), and a restore reads the
-state back and compares every array with that record.
+state back and compares every array with that record. The record also holds the
+saving run's config (`identity.check_checkpoint`).
 
 A checkpoint is classified on restore as
 * mismatched (`CheckpointMismatch`): its arrays' names, shapes or dtypes differ
@@ -17,8 +18,10 @@ A checkpoint is classified on restore as
 A checkpoint saved before checksums were recorded restores unverified.
 """
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -28,6 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 CHECKSUM_DIR = "checksums"
+RUN_CONFIG_KEY = "run_config"  # in a record beside the arrays' paths (dotted names, never this one)
 BAD_CHECKPOINT_DIR = "bad_checkpoints"
 
 
@@ -82,10 +86,34 @@ def checksum_path(checkpoint_manager: ocp.CheckpointManager, step: int) -> pathl
   return checkpoint_folder(checkpoint_manager).parent / CHECKSUM_DIR / f"{step}.json"
 
 
-def record(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
-  """Records the checksums of `state`, about to be saved as checkpoint `step`."""
-  write_json_atomically(checksum_path(checkpoint_manager, step), tree_checksums(state))
+def record(checkpoint_manager: ocp.CheckpointManager, step: int, state, run_config: dict | None = None) -> None:
+  """Records the checksums of `state`, about to be saved as checkpoint `step`, and the config
+  of the run saving it (`identity.check_checkpoint` compares it on restore)."""
+  entries = tree_checksums(state)
+  if run_config is not None:
+    entries[RUN_CONFIG_KEY] = run_config
+  write_json_atomically(checksum_path(checkpoint_manager, step), entries)
   forget_deleted(checkpoint_manager, keep=step)
+
+
+def _read_record(checkpoint_manager: ocp.CheckpointManager, step: int) -> dict | None:
+  """The checksum record of checkpoint `step` (None if it has none); CorruptCheckpoint if unreadable."""
+  path = checksum_path(checkpoint_manager, step)
+  if not path.exists():
+    return None
+  try:
+    return json.loads(path.read_text())
+  except (OSError, ValueError) as error:
+    raise CorruptCheckpoint(f"the checksum record {path} of checkpoint {step} cannot be read ({error})") from None
+
+
+def recorded_run_config(checkpoint_manager: ocp.CheckpointManager, step: int) -> dict | None:
+  """The config of the run that saved checkpoint `step`, as its checksum record holds it (None for
+  checkpoints saved before records held it, or without a record)."""
+  try:
+    return (_read_record(checkpoint_manager, step) or {}).get(RUN_CONFIG_KEY)
+  except CorruptCheckpoint:
+    return None  # restore_verified reports the unreadable record
 
 
 def forget_deleted(checkpoint_manager: ocp.CheckpointManager, keep: int | None = None) -> None:
@@ -106,6 +134,22 @@ def _first_line(error: Exception) -> str:
   return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
+_MISSING_STEP_METADATA = "Metadata file does not exist"
+
+
+@contextlib.contextmanager
+def _without_log(prefix: str):
+  """Drops absl log records that start with `prefix` (an expected warning) while inside."""
+  absl_logger = logging.getLogger("absl")
+  dropper = logging.Filter()
+  dropper.filter = lambda record: not record.getMessage().startswith(prefix)
+  absl_logger.addFilter(dropper)
+  try:
+    yield
+  finally:
+    absl_logger.removeFilter(dropper)
+
+
 def check_layout(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_state) -> None:
   """Raises CheckpointMismatch if checkpoint `step` holds arrays other than `abstract_state`'s,
   CorruptCheckpoint if its layout cannot be read."""
@@ -116,7 +160,8 @@ def check_layout(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_
   if missing:
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({', '.join(missing)} missing in {folder})")
   try:
-    with ocp.StandardCheckpointer() as checkpointer:  # closed, or its event loop outlives the job
+    # The manager keeps the step's metadata file one folder up, so orbax warns on every read.
+    with ocp.StandardCheckpointer() as checkpointer, _without_log(_MISSING_STEP_METADATA):
       saved = _shapes(checkpointer.metadata(folder).item_metadata)
   except Exception as error:  # orbax raises many types for damaged files
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
@@ -144,13 +189,10 @@ def restore_verified(checkpoint_manager: ocp.CheckpointManager, step: int, abstr
     state = checkpoint_manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
   except Exception as error:  # orbax raises many types for damaged files
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
-  path = checksum_path(checkpoint_manager, step)
-  if not path.exists():
+  expected = _read_record(checkpoint_manager, step)
+  if expected is None:
     return state, False
-  try:
-    expected = json.loads(path.read_text())
-  except (OSError, ValueError) as error:
-    raise CorruptCheckpoint(f"the checksum record {path} of checkpoint {step} cannot be read ({error})") from None
+  expected.pop(RUN_CONFIG_KEY, None)
   actual = tree_checksums(state)
   differing = sorted(name for name in set(expected) | set(actual) if expected.get(name) != actual.get(name))
   if differing:

@@ -47,11 +47,23 @@ def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
     yield from itertools.islice(batches, skip, None)
 
 
+# Keeps the first `count` examples of a batch's mask (jitted: the count is an argument, not a new shape).
+_keep_first = jax.jit(lambda mask, count: mask & (jnp.arange(mask.shape[0]) < count))
+
+
+def first_examples(batches, max_examples: int, batch_size: int):
+  """The batches that hold `max_examples` examples: the last one masked after them, so every
+  batch keeps its shape (one compilation) and exactly `max_examples` count."""
+  for index, batch in enumerate(itertools.islice(batches, -(-max_examples // batch_size))):
+    remaining = max_examples - index * batch_size
+    yield batch if remaining >= batch_size else {**batch, "mask": _keep_first(batch["mask"], remaining)}
+
+
 def evaluate(config, mesh, eval_step, state, split: str, max_examples: int | None = None) -> dict:
-  """Error rates (%) and bits/dim of `state` on a split (its first `max_examples`)."""
+  """Error rates (%) and bits/dim of `state` on a split (exactly its first `max_examples`)."""
   batches = holdout_probe.eval_batches(config, mesh, split)
   if max_examples:
-    batches = itertools.islice(batches, -(-max_examples // config.eval_batch_size))
+    batches = first_examples(batches, max_examples, config.eval_batch_size)
   totals = None
   for batch in batches:
     sums = eval_step(state, batch)
@@ -139,6 +151,10 @@ def _open_run(config, workdir: pathlib.Path, checkpoint_manager, abstract_state,
     return create_state(), changes
   state, skipped = checkpoints.restore_newest_good(checkpoint_manager, abstract_state,
                                                   set_aside=jax.process_index() == 0)
+  if int(state.step) > config.total_steps:
+    raise ValueError(f"config.total_steps={config.total_steps} is below step {int(state.step)}, where the run in "
+                     f"{workdir} stands: pass --config.total_steps={int(state.step)} or more to resume it (nothing "
+                     "was changed), or a new --workdir to train a shorter run.")
   message = f"Resumed from step {int(state.step)} in {workdir}"
   if skipped:
     message += f" (newer checkpoints were unusable: {'; '.join(skipped)})"
@@ -147,6 +163,9 @@ def _open_run(config, workdir: pathlib.Path, checkpoint_manager, abstract_state,
 
 
 def _check_workdir(workdir: pathlib.Path) -> None:
+  if workdir.is_symlink() and not workdir.exists():
+    raise ValueError(f"--workdir={workdir} is a symbolic link to {os.readlink(workdir)}, which does not lead to a "
+                     "folder (it points nowhere, or back to itself): pass a folder, or a link to one.")
   if workdir.exists() and not workdir.is_dir():
     raise ValueError(f"--workdir={workdir} is a file, not a folder: pass a folder (it is created if missing).")
   for parent in workdir.absolute().parents:

@@ -30,8 +30,9 @@ class WorkdirLock:
     try:
       self._path.parent.mkdir(parents=True, exist_ok=True)
       file = open(self._path, "a")
-    except PermissionError as error:
-      raise WorkdirInUse(f"{self._path.parent} cannot be written by this job ({error}).") from None
+    except OSError as error:  # no permission, a read-only file system (EROFS), a full disk
+      raise WorkdirInUse(f"{self._path.parent} cannot be written by this job ({error}); training writes "
+                         "checkpoints there: pass a writable --workdir.") from None
     try:
       fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

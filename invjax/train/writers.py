@@ -15,6 +15,15 @@ WALL_TIME = "wall_time"  # Unix time of each JSON line.
 JOB_START = "job_start"
 
 
+def _has_torn_last_line(path: pathlib.Path) -> bool:
+  """Whether the file's last line lacks its newline (a job was killed while writing it)."""
+  with open(path, "rb") as file:
+    if file.seek(0, os.SEEK_END) == 0:
+      return False
+    file.seek(-1, os.SEEK_END)
+    return file.read(1) != b"\n"
+
+
 class MetricWriter:
   """Scalars to `workdir/metrics.jsonl` (one JSON object per write) and TensorBoard.
 
@@ -28,6 +37,8 @@ class MetricWriter:
     if enabled:
       self._workdir.mkdir(parents=True, exist_ok=True)
       self._jsonl = open(self._workdir / METRICS_FILE, "a")
+      if _has_torn_last_line(self._workdir / METRICS_FILE):
+        self._jsonl.write("\n")  # a job killed mid-write: its partial line stays alone, skipped on reading
       self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
 
   def mark_start(self, step: int, hardware: str) -> None:
@@ -83,16 +94,20 @@ class Progress:
 
 
 def read_records(workdir: str | pathlib.Path) -> list[dict]:
-  """The JSON lines of a run, in the order written (a torn last line is skipped)."""
+  """The JSON lines of a run, in the order written (a torn line is skipped, the record after it kept)."""
   path = pathlib.Path(workdir) / METRICS_FILE
   if not path.exists():
     raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training run folder.")
   records = []
   for line in path.read_text().splitlines():
-    try:
-      records.append(json.loads(line))
-    except json.JSONDecodeError:
-      continue  # A job killed mid-write leaves a partial line.
+    # A job killed mid-write leaves a partial line; before the writer ended such a line on opening,
+    # the next job's first record followed it on the same line: the last record of a line is read.
+    for start in dict.fromkeys((0, max(0, line.rfind('{"step"')))):
+      try:
+        records.append(json.loads(line[start:]))
+        break
+      except json.JSONDecodeError:
+        continue
   return records
 
 
