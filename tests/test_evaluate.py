@@ -39,6 +39,7 @@ def test_evaluate_reports_accuracy_and_confusion_of_raw_digits(cnn_run, tmp_path
   assert finished.returncode == 0, finished.stderr
   assert "Detected (N, 28, 28) digits, uint8 in [0, 255]; 50 images." in finished.stdout
   assert "Accuracy:" in finished.stdout and "true \\ predicted" in finished.stdout
+  assert "read only" not in finished.stderr  # orbax's warning about the read-only reader it was asked for
   assert (tmp_path / "result.json").exists()
 
 

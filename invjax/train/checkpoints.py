@@ -36,9 +36,12 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
 
 
 def reader(workdir: str | pathlib.Path) -> ocp.CheckpointManager:
-  """The run's checkpoints, read only: orbax saves, deletes and creates nothing through it."""
-  return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints",
-                               options=ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0, create=False))
+  """The run's checkpoints, read only: orbax saves, deletes and creates nothing through it (and its
+  warning that the folder is read only, which is what was asked for, is not shown)."""
+  with integrity.without_log("Given directory is read only"):
+    return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints",
+                                 options=ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0,
+                                                                      create=False))
 
 
 def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:

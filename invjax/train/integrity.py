@@ -138,7 +138,7 @@ _MISSING_STEP_METADATA = "Metadata file does not exist"
 
 
 @contextlib.contextmanager
-def _without_log(prefix: str):
+def without_log(prefix: str):
   """Drops absl log records that start with `prefix` (an expected warning) while inside."""
   absl_logger = logging.getLogger("absl")
   dropper = logging.Filter()
@@ -161,7 +161,7 @@ def check_layout(checkpoint_manager: ocp.CheckpointManager, step: int, abstract_
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({', '.join(missing)} missing in {folder})")
   try:
     # The manager keeps the step's metadata file one folder up, so orbax warns on every read.
-    with ocp.StandardCheckpointer() as checkpointer, _without_log(_MISSING_STEP_METADATA):
+    with ocp.StandardCheckpointer() as checkpointer, without_log(_MISSING_STEP_METADATA):
       saved = _shapes(checkpointer.metadata(folder).item_metadata)
   except Exception as error:  # orbax raises many types for damaged files
     raise CorruptCheckpoint(f"checkpoint {step} cannot be read ({_first_line(error)})") from None
