@@ -6,7 +6,6 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
 
 from invjax import data
 from invjax.data import figures, preprocess, shift_mnist, sources, textures
@@ -200,18 +199,18 @@ def test_missing_dtd_folder_says_what_to_do(tmp_path, tfds_dir):
 
 
 def test_show_data_writes_a_png(tmp_path, tfds_dir):
-  from experiments import show_data
+  """As a command, in its own process: experiments modules define absl flags at import (two of
+  them define --out), so importing one into a test worker that imported another fails."""
+  import subprocess
+  import sys
 
   out = tmp_path / "grid.png"
-  show_data.flags.FLAGS.mark_as_parsed()
-  with flagsaver.flagsaver(
-      dataset="shift_mnist/binary",
-      split="test_shifted",
-      out=str(out),
-      data_dir=str(tfds_dir),
-      num_examples=16,
-  ):
-    show_data.main([])
+  finished = subprocess.run(
+      [sys.executable, "-m", "experiments.show_data", "--dataset=shift_mnist/binary", "--split=test_shifted",
+       f"--out={out}", f"--data_dir={tfds_dir}", "--num_examples=16"],
+      cwd=pathlib.Path(__file__).resolve().parents[1], env={**os.environ, "XLA_FLAGS": ""},
+      capture_output=True, text=True, timeout=300)
+  assert finished.returncode == 0, finished.stderr[-2000:]
   assert out.read_bytes().startswith(b"\x89PNG")
   with pytest.raises(ValueError, match="only image datasets"):
     figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))
