@@ -112,25 +112,23 @@ def _posthoc_metrics(run, mesh) -> dict:
   print("Post-hoc nuisance classifier: encoding the splits ...")
   train_set = _nuisances(run, mesh, "train", _POSTHOC_TRAIN_EXAMPLES.value)
   test_set = _nuisances(run, mesh, "test", _POSTHOC_TEST_EXAMPLES.value)
-  result = posthoc.posthoc_nuisance_errors(
-      jax.random.key(_SEED.value), train_set, test_set, num_classes=run.config.num_classes,
-      num_epochs=_POSTHOC_EPOCHS.value,
-      report=lambda epoch, loss: print(f"  epoch {epoch}/{_POSTHOC_EPOCHS.value}  loss {loss:.4f}", flush=True),
-  )
+  # The MLP on all of z_n is the classifier reported at the top level; with --posthoc_parts the
+  # linear probe and each part join it in the same pass (one training per part and probe).
+  parts = {"all": slice(None), **(run.model.nuisance_parts() if _POSTHOC_PARTS.value else {})}
+  probes = posthoc.PROBES if _POSTHOC_PARTS.value else {"mlp": posthoc.PROBES["mlp"]}
+  by_part = posthoc.posthoc_by_part(
+      jax.random.key(_SEED.value), train_set, test_set, parts, num_classes=run.config.num_classes, probes=probes,
+      num_epochs=_POSTHOC_EPOCHS.value, report=lambda line: print(line, flush=True))
   test_dependence = lambda labels: posthoc.mean_label_dependence(
       test_set[0], labels, num_classes=run.config.num_classes, batch_size=min(run.config.batch_size, len(labels)))
   metrics = {
-      "train_error": result.train_error, "test_error": result.test_error,
+      **by_part["all"]["mlp"],
       "train_examples": len(train_set[1]), "test_examples": len(test_set[1]), "epochs": _POSTHOC_EPOCHS.value,
       "test_label_dependence": test_dependence(test_set[1]),
       "test_label_dependence_permuted": test_dependence(np.random.default_rng(_SEED.value).permutation(test_set[1])),
   }
   if _POSTHOC_PARTS.value:
-    print("Post-hoc probes on each part of z_n:")
-    parts = {"all": slice(None), **run.model.nuisance_parts()}
-    metrics["by_part"] = posthoc.posthoc_by_part(
-        jax.random.key(_SEED.value), train_set, test_set, parts, num_classes=run.config.num_classes,
-        num_epochs=_POSTHOC_EPOCHS.value, report=lambda line: print(line, flush=True))
+    metrics["by_part"] = by_part
   return metrics
 
 
