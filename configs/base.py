@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.permutation = "reverse"
   config.model.readout = "center"
   config.model.split = True  # False: no latent leaves before the last level (all of z_n from the full depth)
+  config.model.split_prior = False  # True: Glow's learned prior on each split latent (blocks.SplitPrior)
   config.model.dropout = 0.1
   config.model.compute_dtype = ""  # e.g. "bfloat16" for the coupling networks' operands
   # "remat": autodiff's gradients, each flow step's activations recomputed in the
@@ -54,7 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # One weight per loss term of invjax/objective.py's registry (ce_weight 1, the others 0).
   config.loss = ml_collections.ConfigDict(objective.default_weights())
-  config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code)
+  config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code), "shuffled_negated" (its 2020 sign)
+  config.loss.mle_over = "z_n"  # or "z": the density models the logits too (the authors' code)
+  config.loss.logit_batch_norm = False  # True: the classifier reads batch-normalised logits (invjax.logit_norm)
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)

@@ -9,9 +9,12 @@ while D_nc minimises its own cross-entropy on the stop-gradient z_n:
 
   L_sCE = CE(softmax(z_s), y)
   L_nCE = -CE(D_nc(z_n), y)          form 'paper': the flow maximises D_nc's loss
-        = +CE(D_nc(z_n), pi(y))      form 'shuffled': the authors' code, a random
-                                      permutation pi of the batch's labels as target
+        = +CE(D_nc(z_n), pi(y))      form 'shuffled': the authors' released (2019) code, a
+                                      random permutation pi of the batch's labels as target
+        = -CE(D_nc(z_n), pi(y))      form 'shuffled_negated': their 2020 update, which
+                                      subtracts the same term (it diverged here, issue 27)
   L_MLE = -[log N(z_n; mu, diag(sigma^2)) + log|det dF/dx|] / (d ln 2) + log2(128)
+          (over all of z instead of z_n with `mle_over="z"`, the authors' code: `modelled_latent`)
   L_logit = ||z_s||^2 / 2               spectral decoupling (Pezeshki et al., 2021), ours
   L_dep = CKA(k_Gauss(z_n), k_label(y))  kernel dependence of z_n on y (`label_dependence`), ours
 
@@ -38,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-NUISANCE_FORMS = ("paper", "shuffled")
+NUISANCE_FORMS = ("paper", "shuffled", "shuffled_negated")
 # Inputs live in [-1, 1] with 256 bins of width 2/256: -log(2/256) = log(128) nats per dimension.
 _LOG_BIN_VOLUME_PER_DIM = np.log(128.0)
 
@@ -127,9 +130,23 @@ def nuisance_term(
   """
   if form == "paper":
     return -cross_entropy(nuisance_logits, labels)
-  if form == "shuffled":
-    return cross_entropy(nuisance_logits, jax.random.permutation(key, labels))
+  if form in ("shuffled", "shuffled_negated"):
+    sign = 1.0 if form == "shuffled" else -1.0
+    return sign * cross_entropy(nuisance_logits, jax.random.permutation(key, labels))
   raise ValueError(f"nuisance form must be one of {NUISANCE_FORMS}; got {form!r}.")
+
+
+MLE_OVER = ("z_n", "z")
+
+
+def modelled_latent(z: jax.Array, num_classes: int, mle_over: str) -> jax.Array:
+  """The part of the flat latent the maximum-likelihood term models: z_n (the default: the logits
+  are left free of any prior) or all of z (`mle_over="z"`, the authors' code)."""
+  if mle_over == "z":
+    return z
+  if mle_over == "z_n":
+    return z[..., num_classes:]
+  raise ValueError(f"config.loss.mle_over must be one of {MLE_OVER}; got {mle_over!r}.")
 
 
 class FactorialGaussian(nn.Module):

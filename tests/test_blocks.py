@@ -44,6 +44,7 @@ REGISTRY = [
          (3, 4, 4, 4), 0.1),
     Case("FlowSteps", lambda: blocks.FlowSteps(num_steps=3, permutation="shuffle", coupling="affine", width=8),
          (3, 4, 4, 4), 0.1),
+    Case("SplitPrior", blocks.SplitPrior, (3, 4, 4, 6)),
     Case("Squeeze", blocks.Squeeze, (3, 4, 4, 2)),
     Case("DCT2D", blocks.DCT2D, (3, 4, 2, 3)),
     Case(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 
+from invjax import logit_norm
 from invjax import models
 
 FeatureFunction = Callable[[dict, jax.Array], jax.Array]
@@ -31,11 +32,12 @@ FeatureFunction = Callable[[dict, jax.Array], jax.Array]
 
 @functools.cache
 def logits_function(model: nn.Module) -> FeatureFunction:
-  """`(variables, x) -> logits (B, C)`: z_s of a fi-RevNet, the output of any other classifier."""
+  """`(variables, x) -> logits (B, C)`: z_s of a fi-RevNet (through its logit head when `variables`
+  has one, under "logit_norm": `invjax.logit_norm`), the output of any other classifier."""
   if isinstance(model, models.FiRevNet):
     def fi_revnet_logits(variables, x):
-      z, _ = model.apply(variables, x)
-      return models.split_latent(z, model.num_classes)[0]
+      z, _ = model.apply({"params": variables["params"]}, x)
+      return logit_norm.classifier_logits(models.split_latent(z, model.num_classes)[0], variables.get("logit_norm"))
     return fi_revnet_logits
 
   def classifier_logits(variables, x):

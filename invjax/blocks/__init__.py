@@ -9,6 +9,7 @@ from invjax.blocks.dct import DCT2D, dct_matrix
 from invjax.blocks.flow_steps import FlowStep, FlowSteps
 from invjax.blocks.permutations import InvertibleConv1x1, ReversePermutation, ShufflePermutation
 from invjax.blocks.reshaping import Squeeze, merge_channels, split_channels
+from invjax.blocks.split_prior import SplitPrior, ZeroConv
 
 __all__ = [
     "ActNorm",
@@ -25,7 +26,9 @@ __all__ = [
     "InvertibleConv1x1",
     "ReversePermutation",
     "ShufflePermutation",
+    "SplitPrior",
     "Squeeze",
+    "ZeroConv",
     "conv2d_same",
     "dct_matrix",
     "merge_channels",

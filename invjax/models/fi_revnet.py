@@ -5,7 +5,8 @@ for vector data as (1, 1, d) maps), `steps_per_level[l]` flow
 steps (ActNorm -> channel permutation -> coupling; one `blocks.FlowSteps`, a
 scan over stacked parameters, differentiated as `backprop` says), then, except
 after the last level and when `split` is on, half of the channels leave as a
-nuisance latent.
+nuisance latent (with `split_prior`, standardised first under Glow's learned
+prior given the half that stays: `blocks.SplitPrior`).
 For the MNIST preset (CHW): 3x32x32 -> 12x16x16 -> split (6x16x16 out) ->
 24x8x8 -> split (12x8x8 out) -> 48x4x4.
 
@@ -45,6 +46,7 @@ class FiRevNet(blocks.Bijection):
   num_levels: int = 3
   steps_per_level: int | Sequence[int] = 16
   split: bool = True
+  split_prior: bool = False
   squeeze: bool = True
   width: int = 128
   coupling: Literal["additive", "affine"] = "additive"
@@ -135,6 +137,8 @@ class FiRevNet(blocks.Bijection):
         for level, num_steps in enumerate(steps)
     ]
     self.dct = blocks.DCT2D() if self.readout == "dct" else None
+    emitted_shapes, _ = self.level_shapes()
+    self.split_priors = [blocks.SplitPrior() for _ in emitted_shapes] if self.split_prior else []
 
   # --- the two directions ----------------------------------------------------
 
@@ -155,6 +159,9 @@ class FiRevNet(blocks.Bijection):
       x, level_logdet = chain(x, train=train)
       logdet = logdet + level_logdet
       if self.split and level < self.num_levels - 1:
+        if self.split_priors:
+          x, prior_logdet = self.split_priors[level](x)
+          logdet = logdet + prior_logdet
         x, latent = blocks.split_channels(x)
         emitted.append(latent)
     if self.dct is not None:
@@ -174,6 +181,9 @@ class FiRevNet(blocks.Bijection):
     for level in reversed(range(self.num_levels)):
       if self.split and level < self.num_levels - 1:
         x = blocks.merge_channels(x, emitted[level])
+        if self.split_priors:
+          x, prior_logdet = self.split_priors[level].inverse(x)
+          logdet = logdet + prior_logdet
       x, level_logdet = self.levels[level].inverse(x, train=train)
       logdet = logdet + level_logdet
     return x, logdet

@@ -112,7 +112,8 @@ def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """A trained run, ready for analysis: `model.apply(variables, x)`."""
+  """A trained run, ready for analysis: `model.apply(variables, x)`; `variables` also holds the
+  logit head ("logit_norm") of a run that has one (`features.logits_function` applies it)."""
 
   config: ml_collections.ConfigDict
   model: nn.Module
@@ -150,7 +151,8 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   return Run(
       config=config,
       model=parts.model,
-      variables={"params": train_state.flow["model"]},
+      variables={"params": train_state.flow["model"],
+                 **({"logit_norm": train_state.flow["logit_norm"]} if "logit_norm" in train_state.flow else {})},
       nuisance_classifier=parts.nuisance_classifier,
       nuisance_variables={"params": train_state.nuisance},
       step=int(train_state.step),

@@ -11,12 +11,13 @@ import ml_collections
 import optax
 
 from invjax import data
+from invjax import logit_norm
 from invjax import losses
 from invjax import models
 
 MODEL_KINDS = ("fi_revnet", "cnn")
 FI_REVNET_FIELDS = (
-    "num_levels", "steps_per_level", "split", "width", "coupling", "permutation", "readout", "dropout",
+    "num_levels", "steps_per_level", "split", "split_prior", "width", "coupling", "permutation", "readout", "dropout",
     "backprop",
 )
 
@@ -25,7 +26,8 @@ FI_REVNET_FIELDS = (
 class TrainState:
   """Everything a run needs to continue: the step, both players and their optimizers.
 
-  `flow` holds {"model": model params, "prior": FactorialGaussian params} (the
+  `flow` holds {"model": model params, "prior": FactorialGaussian params} and,
+  with `config.loss.logit_batch_norm`, "logit_norm" (`invjax.logit_norm`'s head) (the
   minimising player); `nuisance` the nuisance classifier's params (the
   maximising player; empty for a CNN, which has no nuisance latent).
   """
@@ -123,7 +125,10 @@ def create(
   if config.model.kind == "fi_revnet":
     z, _ = model.apply({"params": model_params}, first_images)
     _, z_n = models.split_latent(z, model.num_classes)
-    flow["prior"] = losses.FactorialGaussian().init(prior_key, z_n)["params"]
+    modelled = losses.modelled_latent(z, model.num_classes, config.loss.get("mle_over", "z_n"))
+    flow["prior"] = losses.FactorialGaussian().init(prior_key, modelled)["params"]
+    if config.loss.get("logit_batch_norm", False):
+      flow["logit_norm"] = logit_norm.init(model.num_classes)
     nuisance = nuisance_classifier.init(nuisance_key, z_n)["params"]
   return TrainState(
       step=jnp.zeros((), jnp.int32),

@@ -25,6 +25,7 @@ import ml_collections
 import optax
 
 from invjax import data
+from invjax import logit_norm
 from invjax import losses
 from invjax import models
 from invjax import objective
@@ -74,6 +75,7 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
+  mle_over = weights.get("mle_over", "z_n")
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -101,28 +103,38 @@ def make_train_step(
           nuisance, nuisance_opt_state, z_n, labels, nuisance_key,
       )
 
-    def flow_loss(outputs, prior_params):
+    def flow_loss(outputs, head_params):
       if is_flow:
         z, logdet = outputs
-        logits, z_n = models.split_latent(z, num_classes)
+        z_s, z_n = models.split_latent(z, num_classes)
+        logits = logit_norm.classifier_logits(z_s, head_params.get("logit_norm"), batch_statistics=True)
+        latent_nll = losses.FactorialGaussian().apply(
+            {"params": head_params["prior"]}, losses.modelled_latent(z, num_classes, mle_over))
         inputs = objective.TermInputs(
             logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=logdet,
             nuisance_logits=nuisance_classifier.apply({"params": nuisance}, z_n),
-            latent_nll=losses.FactorialGaussian().apply({"params": prior_params}, z_n), num_dims=z.shape[1])
+            latent_nll=latent_nll, num_dims=z.shape[1])
       else:
         logits = outputs
         inputs = objective.TermInputs(logits, labels, num_classes, shuffle_key, weights)
       total, terms = objective.evaluate(inputs, has_latent=is_flow)
       return total, {**terms, "error": losses.error_rate(logits, labels)}
 
-    (loss, terms), (output_grads, prior_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
-        outputs, state.flow.get("prior"))
+    # The flow's parameters other than the model's: the prior and the logit head, where the run has them.
+    head_params = {name: params for name, params in state.flow.items() if name != "model"}
+    (loss, terms), (output_grads, head_grads) = jax.value_and_grad(flow_loss, (0, 1), has_aux=True)(
+        outputs, head_params)
     (model_grads,) = pullback(output_grads)
-    grads = {"model": model_grads, **({"prior": prior_grads} if is_flow else {})}
+    grads = {"model": model_grads, **head_grads}
     updates, flow_opt_state = flow_tx.update(grads, state.flow_opt_state, state.flow)
+    flow = optax.apply_updates(state.flow, updates)
+    if "logit_norm" in flow:
+      # Its running statistics had no gradient (training reads the batch's): they move here.
+      flow["logit_norm"] = logit_norm.update_statistics(
+          flow["logit_norm"], models.split_latent(outputs[0], num_classes)[0])
     new_state = state.replace(
         step=state.step + 1,
-        flow=optax.apply_updates(state.flow, updates),
+        flow=flow,
         flow_opt_state=flow_opt_state,
         nuisance=nuisance,
         nuisance_opt_state=nuisance_opt_state,
@@ -153,7 +165,8 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     outputs = model.apply({"params": state.flow["model"]}, batch["image"])
     if is_flow:
       z, logdet = outputs
-      logits, z_n = models.split_latent(z, config.num_classes)
+      z_s, z_n = models.split_latent(z, config.num_classes)
+      logits = logit_norm.classifier_logits(z_s, state.flow.get("logit_norm"))
     else:
       logits = outputs
     sums = {"count": jnp.sum(mask), "logit_errors": jnp.sum(mask * (jnp.argmax(logits, -1) != labels))}
@@ -162,8 +175,9 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     if not is_flow:
       return sums
     nuisance_logits = nuisance_classifier.apply({"params": state.nuisance}, z_n)
+    modelled = losses.modelled_latent(z, config.num_classes, config.loss.get("mle_over", "z_n"))
     bits = losses.bits_per_dim(
-        losses.FactorialGaussian().apply({"params": state.flow["prior"]}, z_n), logdet, z.shape[1])
+        losses.FactorialGaussian().apply({"params": state.flow["prior"]}, modelled), logdet, z.shape[1])
     sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
     sums["bits_per_dim"] = jnp.sum(mask * bits)
     return sums

@@ -118,8 +118,9 @@ def _check_model(config) -> None:
   _integer(config, "model.num_levels", 1)
   _integers(config, "model.steps_per_level", 1, allow_single=True)
   _integer(config, "model.width", 1)
-  if "split" in config.model and not isinstance(config.model.split, bool):
-    raise ValueError(f"config.model.split={config.model.split!r} must be True or False.")
+  for name in ("split", "split_prior"):
+    if name in config.model and not isinstance(config.model[name], bool):
+      raise ValueError(f"config.model.{name}={config.model[name]!r} must be True or False.")
   if "compute_dtype" in config.model:
     _choice(config, "model.compute_dtype", COMPUTE_DTYPES)
   if "backprop" in config.model:
@@ -130,6 +131,13 @@ def _check_loss_and_optimizers(config) -> None:
   for term in objective.TERMS:
     _number(config, f"loss.{term.weight}", 0.0)
   _choice(config, "loss.nuisance_form", losses.NUISANCE_FORMS)
+  if "mle_over" in config.loss:
+    _choice(config, "loss.mle_over", losses.MLE_OVER)
+  if "logit_batch_norm" in config.loss and not isinstance(config.loss.logit_batch_norm, bool):
+    raise ValueError(f"config.loss.logit_batch_norm={config.loss.logit_batch_norm!r} must be True or False.")
+  if config.model.kind == "cnn" and config.loss.get("logit_batch_norm", False):
+    raise ValueError("config.loss.logit_batch_norm is the fi-RevNet's logit head (invjax.logit_norm): a CNN has "
+                     "its own last layer; set it to False.")
   if config.model.kind == "cnn" and any(config.loss[name] for name in objective.LATENT_TERM_WEIGHTS):
     weights = ", ".join(f"config.loss.{name}" for name in objective.LATENT_TERM_WEIGHTS)
     raise ValueError(f"A CNN has no nuisance latent: set {weights} to 0.")

@@ -1,0 +1,104 @@
+"""The authors' recipe (configs/mnist_authors.py): the logit head, the MLE over all of z, the 2020 sign of
+the shuffled-label term, and the split prior inside a fi-RevNet."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import mnist_authors
+from invjax import data
+from invjax import logit_norm
+from invjax import losses
+from invjax import models
+from invjax.analysis import features
+from invjax.train import state as state_lib
+from invjax.train import step as step_lib
+from invjax.train import validation
+
+
+def micro_authors_config():
+  config = mnist_authors.get_config("tiny")
+  config.model.steps_per_level = 1
+  config.model.width = 8
+  config.nuisance_classifier.hidden = (32,)
+  config.nuisance_classifier.steps_per_batch = 1
+  config.batch_size = 32
+  return config
+
+
+@pytest.fixture(scope="module")
+def mnist_batch():
+  return next(iter(data.load("mnist", "train", batch_size=32, seed=0, num_epochs=1, dequantize=False)))
+
+
+def test_the_head_normalises_by_the_batch_in_training_and_by_its_running_statistics_after():
+  z_s = jax.random.normal(jax.random.key(0), (256, 4)) * jnp.array([1.0, 5.0, 0.1, 2.0]) + 3.0
+  head = logit_norm.init(4) | {"scale": jnp.array([1.0, 2.0, 1.0, 1.0]), "bias": jnp.array([0.0, 0.0, 1.0, 0.0])}
+  trained = logit_norm.apply(head, z_s, batch_statistics=True)
+  np.testing.assert_allclose(jnp.mean(trained, 0), [0, 0, 1, 0], atol=1e-5)
+  np.testing.assert_allclose(jnp.std(trained, 0), [1, 2, 1, 1], rtol=1e-3)
+  # Before any update the running statistics are (0, 1): evaluation is then an affine map of z_s, not the batch's.
+  np.testing.assert_allclose(logit_norm.apply(head, z_s, batch_statistics=False),
+                             z_s * head["scale"] / np.sqrt(1 + logit_norm.EPSILON) + head["bias"], rtol=1e-6)
+  for _ in range(20):
+    head = logit_norm.update_statistics(head, z_s)
+  np.testing.assert_allclose(logit_norm.apply(head, z_s, batch_statistics=False), trained, atol=2e-2)
+  assert logit_norm.classifier_logits(z_s, None) is z_s
+
+
+def test_mle_over_all_of_z_includes_the_logits():
+  z = jnp.arange(12.0).reshape(2, 6)
+  np.testing.assert_array_equal(losses.modelled_latent(z, 2, "z_n"), z[:, 2:])
+  np.testing.assert_array_equal(losses.modelled_latent(z, 2, "z"), z)
+  with pytest.raises(ValueError, match="mle_over"):
+    losses.modelled_latent(z, 2, "logits")
+
+
+def test_the_2020_sign_negates_the_shuffled_term():
+  logits = jax.random.normal(jax.random.key(0), (8, 10))
+  labels = jnp.arange(8) % 10
+  key = jax.random.key(3)
+  shuffled = losses.nuisance_term(logits, labels, "shuffled", key)
+  assert float(shuffled) > 1.0  # far from zero: a random classifier against shuffled labels
+  np.testing.assert_allclose(losses.nuisance_term(logits, labels, "shuffled_negated", key), -shuffled)
+
+
+def test_config_validates_and_a_cnn_refuses_the_logit_head():
+  config = mnist_authors.get_config("cpu")
+  validation.validate(config, num_devices=1)
+  assert (config.loss.nuisance_weight, config.loss.mle_over, config.loss.logit_batch_norm,
+          config.model.split_prior) == (0.05, "z", True, True)
+  config.model.kind = "cnn"
+  for name in ("nuisance_weight", "mle_weight"):
+    config.loss[name] = 0.0
+  with pytest.raises(ValueError, match="logit_batch_norm"):
+    validation.validate(config, num_devices=1)
+
+
+def test_steps_train_the_head_and_every_reader_of_logits_agrees(mnist_batch):
+  """The train step moves the head's running statistics; evaluation and the analyses'
+  `features.logits_function` then read the same logits (one definition of a model's logits)."""
+  config = micro_authors_config()
+  parts = state_lib.build(config, steps_per_epoch=100)
+  state = parts.create_state(jnp.asarray(mnist_batch["image"]), jax.random.key(0))
+  assert isinstance(parts.model, models.FiRevNet) and parts.model.split_prior
+  assert state.flow["prior"]["mean"].shape == (parts.model.latent_size,)  # the density covers all of z
+  step = jax.jit(step_lib.make_train_step(config, parts.model, parts.nuisance_classifier,
+                                          parts.flow_tx, parts.nuisance_tx))
+  for _ in range(3):
+    state, metrics = step(state, mnist_batch, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"]))
+  assert float(jnp.abs(state.flow["logit_norm"]["mean"]).max()) > 0  # the running mean moved off 0
+  images = jnp.asarray(mnist_batch["image"])
+  eval_sums = step_lib.make_eval_step(config, parts.model, parts.nuisance_classifier)(
+      state, {"image": images, "label": mnist_batch["label"], "mask": jnp.ones(images.shape[0])})
+  variables = {"params": state.flow["model"], "logit_norm": state.flow["logit_norm"]}
+  logits = features.logits_function(parts.model)(variables, images)
+  assert int(eval_sums["logit_errors"]) == int(jnp.sum(jnp.argmax(logits, -1) != mnist_batch["label"]))
+  z, _ = parts.model.apply({"params": state.flow["model"]}, images)
+  raw_z_s = models.split_latent(z, config.num_classes)[0]
+  assert not np.allclose(logits, raw_z_s)  # the head is applied, not skipped
+  # The split priors keep the model a bijection: z inverts to the images.
+  images_back, _ = parts.model.apply({"params": state.flow["model"]}, z, method=parts.model.inverse)
+  np.testing.assert_allclose(images_back, images, atol=2e-5)
