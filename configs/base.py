@@ -58,6 +58,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.nuisance_form = "paper"  # or "shuffled" (the authors' code), "shuffled_negated" (its 2020 sign)
   config.loss.mle_over = "z_n"  # or "z": the density models the logits too (the authors' code)
   config.loss.logit_batch_norm = False  # True: the classifier reads batch-normalised logits (invjax.logit_norm)
+  # The independence terms (nuisance game, penalties on z_n) switch on at this step, over a linear ramp of
+  # this many steps (objective.independence_ramp): cross-entropy first, then the label leaves z_n.
+  config.loss.independence_start_step = 0
+  config.loss.independence_ramp_steps = 0
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)

@@ -1,6 +1,12 @@
 r"""The flow's objective: a weighted sum of registered loss terms, one record per term.
 
-  L = sum_t  config.loss[t.weight] * t.compute(inputs)
+  L = sum_t  config.loss[t.weight] * r_t(step) * t.compute(inputs)
+
+r_t is 1 except for the independence terms (`Term.independence`: the nuisance
+game and the penalties on z_n), which `independence_ramp` can switch on late:
+r(step) = clip((step - independence_start_step) / independence_ramp_steps, 0, 1)
+(a step function without a ramp). The flow can then learn logits that carry the
+class with cross-entropy (and MLE) alone before anything asks z_n to lose it.
 
 `TERMS` is the one place a loss term is declared. Its record says what the term
 computes (a pure function of `TermInputs`), which `config.loss` field weights it
@@ -63,6 +69,7 @@ class Term:
     compute: `compute(inputs: TermInputs) -> scalar`.
     reads_latent: whether it reads z_n (fi-RevNet only).
     always_reported: computed and logged even when its weight is 0.
+    independence: whether it asks z_n to lose the label (delayed by `independence_ramp`).
   """
 
   name: str
@@ -71,6 +78,7 @@ class Term:
   compute: Callable[[TermInputs], jax.Array]
   reads_latent: bool
   always_reported: bool = False
+  independence: bool = False
 
 
 def _term_key(inputs: TermInputs, name: str) -> jax.Array:
@@ -84,18 +92,19 @@ TERMS: tuple[Term, ...] = (
          reads_latent=False),
     Term("nuisance", "nuisance_weight", 0.0,
          lambda i: losses.nuisance_term(i.nuisance_logits, i.labels, i.options.nuisance_form, i.key),
-         reads_latent=True, always_reported=True),
+         reads_latent=True, always_reported=True, independence=True),
     Term("bits_per_dim", "mle_weight", 0.0,
          lambda i: jnp.mean(losses.bits_per_dim(i.latent_nll, i.logdet, i.num_dims)),
          reads_latent=True, always_reported=True),
     Term("label_dependence", "label_dependence_weight", 0.0,
-         lambda i: losses.label_dependence(i.z_n, i.labels, i.num_classes), reads_latent=True),
+         lambda i: losses.label_dependence(i.z_n, i.labels, i.num_classes), reads_latent=True, independence=True),
     Term("class_mean_gap", "class_mean_gap_weight", 0.0,
-         lambda i: independence.class_mean_gap(i.z_n, i.labels, i.num_classes), reads_latent=True),
+         lambda i: independence.class_mean_gap(i.z_n, i.labels, i.num_classes), reads_latent=True,
+         independence=True),
     Term("random_feature_gap", "random_feature_gap_weight", 0.0,
          lambda i: independence.random_feature_gap(i.z_n, i.labels, i.num_classes,
                                                    _term_key(i, "random_feature_gap")),
-         reads_latent=True),
+         reads_latent=True, independence=True),
 )
 
 LATENT_TERM_WEIGHTS = tuple(term.weight for term in TERMS if term.reads_latent)
@@ -111,15 +120,26 @@ def weight_of(loss_options, term: Term) -> float:
   return float(loss_options.get(term.weight, 0.0))
 
 
-def evaluate(inputs: TermInputs, has_latent: bool) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """(L, {name: value}) over the terms that apply (latent terms only with a latent) and are
-  weighted or always reported."""
+def independence_ramp(loss_options, step: jax.Array) -> jax.Array:
+  """r(step) of the module docstring: 0 before `independence_start_step`, then 1 (or a linear ramp over
+  `independence_ramp_steps`); 1 throughout where the config sets neither."""
+  start = loss_options.get("independence_start_step", 0)
+  ramp = loss_options.get("independence_ramp_steps", 0)
+  elapsed = jnp.asarray(step, jnp.float32) - start
+  return jnp.clip(elapsed / ramp if ramp else (elapsed >= 0).astype(jnp.float32), 0.0, 1.0)
+
+
+def evaluate(inputs: TermInputs, has_latent: bool, step: jax.Array | int = 0
+             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(L, {name: value}) at training step `step` over the terms that apply (latent terms only with a
+  latent) and are weighted or always reported; values are logged unscaled by the ramp."""
   total, values = jnp.zeros((), jnp.float32), {}
+  ramp = independence_ramp(inputs.options, step)
   for term in TERMS:
     weight = weight_of(inputs.options, term)
     if (term.reads_latent and not has_latent) or not (weight or term.always_reported):
       continue
     values[term.name] = term.compute(inputs)
     if weight:
-      total = total + weight * values[term.name]
+      total = total + weight * (ramp if term.independence else 1.0) * values[term.name]
   return total, values

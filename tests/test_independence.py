@@ -90,3 +90,21 @@ def test_penalty_cannot_be_lowered_by_scaling_or_shifting_the_latent(name):
   scales = jax.random.uniform(jax.random.key(5), (z.shape[1],), minval=0.1, maxval=100.0)
   np.testing.assert_allclose(penalty(z * scales + 7.0, labels), penalty(z, labels), rtol=1e-3, atol=1e-3)
   assert float(penalty(z, labels)) >= -z.shape[1] * 9 / 255  # never below minus the independence floor
+
+
+def test_independence_terms_wait_for_their_start_step_and_ramp_in():
+  z, labels = _batch(0, 3.0)
+  logits = jnp.zeros((64, NUM_CLASSES))
+  options = base.get_config().loss
+  options.update({"class_mean_gap_weight": 0.5, "mle_weight": 1.0, "independence_start_step": 100,
+                  "independence_ramp_steps": 50})
+  inputs = objective.TermInputs(logits, labels, NUM_CLASSES, jax.random.key(0), options, z_n=z,
+                                logdet=jnp.zeros(64), nuisance_logits=logits, latent_nll=jnp.ones(64), num_dims=410)
+  without_independence = None
+  for step, share in ((0, 0.0), (99, 0.0), (125, 0.5), (150, 1.0), (10_000, 1.0)):
+    total, values = objective.evaluate(inputs, has_latent=True, step=step)
+    without_independence = values["cross_entropy"] + values["bits_per_dim"]
+    assert float(values["class_mean_gap"]) > 1.0  # reported at its value whatever the ramp
+    np.testing.assert_allclose(total, without_independence + share * 0.5 * values["class_mean_gap"], rtol=1e-5)
+  options.independence_ramp_steps = 0  # a step function at the start step
+  assert float(objective.independence_ramp(options, 99)) == 0.0 and float(objective.independence_ramp(options, 100)) == 1

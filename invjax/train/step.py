@@ -117,7 +117,7 @@ def make_train_step(
       else:
         logits = outputs
         inputs = objective.TermInputs(logits, labels, num_classes, shuffle_key, weights)
-      total, terms = objective.evaluate(inputs, has_latent=is_flow)
+      total, terms = objective.evaluate(inputs, has_latent=is_flow, step=state.step)
       return total, {**terms, "error": losses.error_rate(logits, labels)}
 
     # The flow's parameters other than the model's: the prior and the logit head, where the run has them.

@@ -131,6 +131,9 @@ def _check_loss_and_optimizers(config) -> None:
   for term in objective.TERMS:
     _number(config, f"loss.{term.weight}", 0.0)
   _choice(config, "loss.nuisance_form", losses.NUISANCE_FORMS)
+  for name in ("independence_start_step", "independence_ramp_steps"):
+    if name in config.loss:
+      _integer(config, f"loss.{name}", 0)
   if "mle_over" in config.loss:
     _choice(config, "loss.mle_over", losses.MLE_OVER)
   if "logit_batch_norm" in config.loss and not isinstance(config.loss.logit_batch_norm, bool):
