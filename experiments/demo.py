@@ -29,7 +29,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import commands
-from invjax import data, metamers, parallel, plotting, train
+from invjax import data, metamers, objective, parallel, plotting, train
 from invjax.analysis import batching, features, oracle
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/mnist_demo.py", "Demo configuration file.",
@@ -46,9 +46,10 @@ def _check(config) -> None:
                      f"{pairs.figure_pairs}, num_pairs={pairs.num_pairs}.")
   if config.flow.model.kind != "fi_revnet" or config.judge.model.kind != "cnn":
     raise ValueError("config.flow must train a fi_revnet and config.judge a cnn (see configs/mnist_demo.py).")
-  if config.flow.loss.nuisance_weight or config.flow.loss.mle_weight:
-    raise ValueError("The demo shows cross-entropy's metamers: set config.flow.loss.nuisance_weight "
-                     "and mle_weight to 0.")
+  is_ce = not any(config.flow.loss[name] for name in objective.LATENT_TERM_WEIGHTS)
+  if (config.objective == "CE") != is_ce:
+    raise ValueError(f"config.objective={config.objective!r} does not name how config.flow trains: 'CE' exactly "
+                     "when every weight of a term on z_n is 0.")
 
 
 def _in_batches(function, variables):
@@ -78,15 +79,16 @@ def _judge_metamers(config, flow, judge) -> dict:
   }
 
 
-def _figure(judged: dict, count: int, flow_error: float):
+def _figure(judged: dict, count: int, flow_error: float, objective_name: str):
   shown = slice(0, count)
   captions = [(f"label {ya}", f"flow {f}, CNN {c}", f"label {yb}") for ya, f, c, yb in zip(
       judged["logit_source_labels"][shown], judged["flow_classes"][shown], judged["judge_classes"][shown],
       judged["nuisance_source_labels"][shown])]
   judge = judged["judge"]
-  title = (f"Metamers of a CE fi-RevNet ({flow_error:.1f}% test error): the logits of the left image, "
+  title = (f"Metamers of a {objective_name} fi-RevNet ({flow_error:.1f}% test error): the logits of the left image, "
            f"the nuisance z_n of the right one.\nAn independent CNN puts "
-           f"{100 * judge['nuisance_source_class']:.0f}% of {judge['num_pairs']} metamers in the right image's class.")
+           f"{100 * judge['nuisance_source_class']:.0f}% of {judge['num_pairs']} metamers in the right image's class "
+           f"and {100 * judge['logit_source_class']:.0f}% in the left one's.")
   return plotting.metamer_figure(judged["logit_sources"][shown], judged["metamers"][shown],
                                  judged["nuisance_sources"][shown], captions=captions, title=title)
 
@@ -99,7 +101,8 @@ def main(argv):
   figure_path = pathlib.Path(_FIGURE.value or workdir / "metamers.png")
   with commands.one_line_errors():
     _check(config)
-    print(f"[1/3] Training the CE fi-RevNet ({config.flow.total_steps} steps) in {workdir / 'flow'} ...", flush=True)
+    print(f"[1/3] Training the {config.objective} fi-RevNet ({config.flow.total_steps} steps) in {workdir / 'flow'} ...",
+          flush=True)
     flow_final = train.train_and_evaluate(config.flow, workdir / "flow",
                                           on_start=lambda: commands.record(workdir, "experiments.demo"))
     print(f"[2/3] Training the independent CNN ({config.judge.total_steps} steps) in {workdir / 'judge'} ...",
@@ -117,9 +120,9 @@ def main(argv):
   results = jax.tree.map(lambda value: value.item() if hasattr(value, "item") else value, results)
   (workdir / "demo.json").write_text(json.dumps(results, indent=2) + "\n")
   figure_path.parent.mkdir(parents=True, exist_ok=True)
-  _figure(judged, config.metamers.figure_pairs, flow_error).savefig(figure_path, dpi=80)
+  _figure(judged, config.metamers.figure_pairs, flow_error, config.objective).savefig(figure_path, dpi=80)
   flow_on, judge_on = judged["flow"], judged["judge"]
-  print(f"CE fi-RevNet: {flow_error:.2f}% MNIST test error.\n"
+  print(f"{config.objective} fi-RevNet: {flow_error:.2f}% MNIST test error.\n"
         f"Metamers F^-1(z_s(a), z_n(b)) of {judge_on['num_pairs']} test pairs (a, b) of different classes:\n"
         f"  the fi-RevNet puts {100 * flow_on['logit_source_class']:.1f}% of them in a's class "
         "(they carry a's logits);\n"

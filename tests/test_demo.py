@@ -56,3 +56,18 @@ def test_demo_refuses_more_figure_pairs_than_pairs_before_writing(tmp_path):
   assert finished.returncode == 1
   assert finished.stderr.strip().splitlines()[-1].startswith("Error: config.metamers needs 1 <= figure_pairs")
   assert not (tmp_path / "demo").exists()
+
+
+def test_the_authors_variant_trains_their_recipe_and_a_mislabelled_objective_is_refused():
+  from configs import mnist_demo
+  from experiments import demo
+  from invjax.train import validation
+
+  config = mnist_demo.get_config("authors")
+  demo._check(config)
+  validation.validate(config.flow, num_devices=1)
+  assert config.flow.loss.logit_batch_norm and config.flow.model.split_prior
+  config = mnist_demo.get_config()
+  config.objective = "the authors' iCE"  # but the flow still trains with CE
+  with pytest.raises(ValueError, match="does not name how config.flow trains"):
+    demo._check(config)
