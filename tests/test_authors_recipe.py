@@ -102,3 +102,28 @@ def test_steps_train_the_head_and_every_reader_of_logits_agrees(mnist_batch):
   # The split priors keep the model a bijection: z inverts to the images.
   images_back, _ = parts.model.apply({"params": state.flow["model"]}, z, method=parts.model.inverse)
   np.testing.assert_allclose(images_back, images, atol=2e-5)
+
+
+def test_split_priors_model_the_density_of_the_split_latents_and_leave_z_as_it_is():
+  """z and its inverse are those of the same flow without priors (metamers swap the raw z2, as in the
+  authors' code); the density's latent holds eps = (z2 - mu(z1)) exp(-s(z1)) with -sum s added to its log-det."""
+  with_priors = models.FiRevNet(image_shape=(8, 8, 1), num_classes=2, num_levels=2, steps_per_level=1, width=8,
+                                split_prior=True)
+  plain = with_priors.clone(split_prior=False)
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
+  variables = with_priors.init(jax.random.key(1), x)
+  prior = variables["params"]["split_priors_0"]["ZeroConv_0"]
+  prior = jax.tree.map(lambda leaf: leaf + 0.1 * jax.random.normal(jax.random.key(2), leaf.shape), prior)
+  variables["params"]["split_priors_0"]["ZeroConv_0"] = prior
+  z, logdet, density_latent, density_logdet = with_priors.apply(variables, x, method="density")
+  plain_params = {name: value for name, value in variables["params"].items() if not name.startswith("split_priors")}
+  z_plain, logdet_plain = plain.apply({"params": plain_params}, x)
+  np.testing.assert_array_equal(z, z_plain)
+  np.testing.assert_array_equal(logdet, logdet_plain)
+  split = with_priors.nuisance_parts()["split_1"]
+  offset = with_priors.num_classes
+  np.testing.assert_array_equal(density_latent[:, :offset + split.start], z[:, :offset + split.start])
+  assert not np.allclose(density_latent[:, offset + split.start:], z[:, offset + split.start:])
+  assert not np.allclose(density_logdet, logdet)
+  x_back, _ = with_priors.apply(variables, z, method="inverse")
+  np.testing.assert_allclose(x_back, x, atol=1e-5)

@@ -13,10 +13,11 @@ The same density is a coupling that keeps z1 and standardises z2,
   log|det dy/dx| = -sum s(x1)   (over the positions and channels of x2),
 
 followed by the standard normal (or the learned factorial Gaussian) on y2:
--log N(y2; 0, 1) - log|det| = -log p(x2 | x1). So a fi-RevNet with
-`split_prior=True` emits y2, and the flow's maximum-likelihood term over its
-latent is the authors' objective with split priors, exactly, while the model
-stays a bijection with a per-example log-det like every other block.
+-log N(y2; 0, 1) - log|det| = -log p(x2 | x1). A fi-RevNet with
+`split_prior=True` still emits x2 (as the authors' code does: metamers swap it)
+and models the density of y2 (`FiRevNet.density`): its maximum-likelihood term
+is then the authors' objective with split priors, exactly, with the log-det of
+a block that passes every property test of the registry.
 
 mu and s start at zero (the block starts as the identity): `ZeroConv` is
 Glow's `Conv2dZeroInit`, a zero-initialised 3x3 convolution plus bias whose

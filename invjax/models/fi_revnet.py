@@ -5,8 +5,16 @@ for vector data as (1, 1, d) maps), `steps_per_level[l]` flow
 steps (ActNorm -> channel permutation -> coupling; one `blocks.FlowSteps`, a
 scan over stacked parameters, differentiated as `backprop` says), then, except
 after the last level and when `split` is on, half of the channels leave as a
-nuisance latent (with `split_prior`, standardised first under Glow's learned
-prior given the half that stays: `blocks.SplitPrior`).
+nuisance latent.
+
+With `split_prior`, each emitted latent z2 has Glow's learned prior given the
+half z1 that stays, p(z2 | z1) = N(mu(z1), exp(s(z1))^2), as in the authors'
+code. It is a density, not part of the map: z holds z2 itself (what metamers
+swap and what the nuisance classifier reads, as in the authors' code), and
+`density` also returns the latent the maximum-likelihood term models, z with
+each z2 replaced by its standardised eps = (z2 - mu(z1)) exp(-s(z1))
+(`blocks.SplitPrior`), and the log-det of that standardisation added:
+-log p(x) = -log N(eps-latent) - logdet_density.
 For the MNIST preset (CHW): 3x32x32 -> 12x16x16 -> split (6x16x16 out) ->
 24x8x8 -> split (12x8x8 out) -> 48x4x4.
 
@@ -144,6 +152,12 @@ class FiRevNet(blocks.Bijection):
 
   def __call__(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Maps images `(B, H, W, C)` to latents `z (B, d)` and log|det dz/dx| `(B,)`."""
+    z, logdet, _, _ = self.density(x, train)
+    return z, logdet
+
+  def density(self, x: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(z, log|det dz/dx|, the latent the density models, its log-det): the last two equal the first
+    two without `split_prior`; with it, the split latents are standardised by their priors (module doc)."""
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.image_shape):
       raise ValueError(
           f"FiRevNet expects images of shape (batch, {', '.join(map(str, self.image_shape))}) "
@@ -154,19 +168,24 @@ class FiRevNet(blocks.Bijection):
       raise ValueError(f"FiRevNet expects float32 images in [-1, 1]; got {x.dtype}: convert them with "
                        "x.astype(jnp.float32) (compute_dtype='bfloat16' runs the coupling networks in bfloat16).")
     logdet = blocks.bijection.zero_logdet(x)
-    emitted = []
+    density_logdet = logdet
+    emitted, standardised = [], []
     for level, chain in enumerate(self.levels):
       x, level_logdet = chain(x, train=train)
       logdet = logdet + level_logdet
       if self.split and level < self.num_levels - 1:
         if self.split_priors:
-          x, prior_logdet = self.split_priors[level](x)
-          logdet = logdet + prior_logdet
+          kept_and_eps, prior_logdet = self.split_priors[level](x)
+          standardised.append(blocks.split_channels(kept_and_eps)[1])
+          density_logdet = density_logdet + prior_logdet
         x, latent = blocks.split_channels(x)
         emitted.append(latent)
     if self.dct is not None:
       x, _ = self.dct(x)
-    return self._flatten(x, emitted), logdet
+    z = self._flatten(x, emitted)
+    if not self.split_priors:
+      return z, logdet, z, logdet
+    return z, logdet, self._flatten(x, standardised), logdet + density_logdet
 
   def inverse(self, z: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Maps latents `z (B, d)` back to images and log|det dx/dz| `(B,)`."""
@@ -181,9 +200,6 @@ class FiRevNet(blocks.Bijection):
     for level in reversed(range(self.num_levels)):
       if self.split and level < self.num_levels - 1:
         x = blocks.merge_channels(x, emitted[level])
-        if self.split_priors:
-          x, prior_logdet = self.split_priors[level].inverse(x)
-          logdet = logdet + prior_logdet
       x, level_logdet = self.levels[level].inverse(x, train=train)
       logdet = logdet + level_logdet
     return x, logdet

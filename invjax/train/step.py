@@ -85,14 +85,15 @@ def make_train_step(
       images = data.dequantize(dequantize_key, images)
 
     def forward(model_params):
-      return model.apply({"params": model_params}, images, train=True, rngs={"dropout": dropout_key})
+      method = "density" if is_flow else None  # a flow also gives the latent its density models
+      return model.apply({"params": model_params}, images, train=True, rngs={"dropout": dropout_key},
+                         method=method)
 
     outputs, pullback = jax.vjp(forward, state.flow["model"])
     metrics = {}
     nuisance, nuisance_opt_state = state.nuisance, state.nuisance_opt_state
     if is_flow:
-      z, logdet = outputs
-      _, z_n = models.split_latent(z, num_classes)
+      _, z_n = models.split_latent(outputs[0], num_classes)
       z_n = jax.lax.stop_gradient(z_n)
       nuisance, nuisance_opt_state = _reset_if_due(
           nuisance_classifier, nuisance_tx, config.nuisance_classifier.reset_every_steps,
@@ -105,13 +106,13 @@ def make_train_step(
 
     def flow_loss(outputs, head_params):
       if is_flow:
-        z, logdet = outputs
+        z, _, density_latent, density_logdet = outputs
         z_s, z_n = models.split_latent(z, num_classes)
         logits = logit_norm.classifier_logits(z_s, head_params.get("logit_norm"), batch_statistics=True)
         latent_nll = losses.FactorialGaussian().apply(
-            {"params": head_params["prior"]}, losses.modelled_latent(z, num_classes, mle_over))
+            {"params": head_params["prior"]}, losses.modelled_latent(density_latent, num_classes, mle_over))
         inputs = objective.TermInputs(
-            logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=logdet,
+            logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=density_logdet,
             nuisance_logits=nuisance_classifier.apply({"params": nuisance}, z_n),
             latent_nll=latent_nll, num_dims=z.shape[1])
       else:
@@ -162,9 +163,9 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
   def eval_step(state, batch):
     mask = batch["mask"].astype(jnp.float32)
     labels = batch["label"]
-    outputs = model.apply({"params": state.flow["model"]}, batch["image"])
+    outputs = model.apply({"params": state.flow["model"]}, batch["image"], method="density" if is_flow else None)
     if is_flow:
-      z, logdet = outputs
+      z, _, density_latent, density_logdet = outputs
       z_s, z_n = models.split_latent(z, config.num_classes)
       logits = logit_norm.classifier_logits(z_s, state.flow.get("logit_norm"))
     else:
@@ -175,9 +176,9 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     if not is_flow:
       return sums
     nuisance_logits = nuisance_classifier.apply({"params": state.nuisance}, z_n)
-    modelled = losses.modelled_latent(z, config.num_classes, config.loss.get("mle_over", "z_n"))
+    modelled = losses.modelled_latent(density_latent, config.num_classes, config.loss.get("mle_over", "z_n"))
     bits = losses.bits_per_dim(
-        losses.FactorialGaussian().apply({"params": state.flow["prior"]}, modelled), logdet, z.shape[1])
+        losses.FactorialGaussian().apply({"params": state.flow["prior"]}, modelled), density_logdet, z.shape[1])
     sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
     sums["bits_per_dim"] = jnp.sum(mask * bits)
     return sums
