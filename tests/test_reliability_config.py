@@ -57,8 +57,9 @@ def test_each_class_of_bad_value_is_rejected_naming_the_field(name, value):
   assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["mnist_ce", "mnist_ice", "mnist_cnn", "shift_mnist_ce", "shift_mnist_ice",
-                                  "shift_mnist_cnn", "imagenet_ce", "imagenet_ice", "mnist_demo"])
+@pytest.mark.parametrize("name", ["mnist_ce", "mnist_ice", "mnist_authors", "mnist_cnn", "shift_mnist_ce",
+                                  "shift_mnist_ice", "shift_mnist_authors", "shift_mnist_cnn", "imagenet_ce",
+                                  "imagenet_ice", "mnist_demo"])
 @pytest.mark.parametrize("variant", [None, "tiny"])
 def test_the_shipped_configs_pass(name, variant):
   config = importlib.import_module(f"configs.{name}").get_config(variant)
