@@ -167,10 +167,17 @@ def _posthoc_by_part(analysis: dict) -> dict:
 
 def objectives_row(workdir: pathlib.Path) -> dict:
   """An MNIST row of the objectives at equal budget: the weights of every registered term, the
-  architecture (split latents or not), and the post-hoc errors of each part of z_n."""
+  architecture (split latents or not, split priors), the authors' recipe's options, when the independence
+  terms start, and the post-hoc errors of each part of z_n."""
   facts = _run_facts(workdir)
-  return {**_varied_settings(workdir, facts["config"]), "split": facts["config"].model.get("split", True),
-          **_mnist_fields(facts, workdir), **_posthoc_by_part(_read_analysis(workdir))}
+  config = facts["config"]
+  recipe = {"split": config.model.get("split", True), "split_prior": config.model.get("split_prior", False),
+            "mle_over": config.loss.get("mle_over", "z_n"), "logit_batch_norm": config.loss.get("logit_batch_norm", False),
+            "independence_start_step": config.loss.get("independence_start_step", 0),
+            "independence_ramp_steps": config.loss.get("independence_ramp_steps", 0),
+            "compute_dtype": config.model.get("compute_dtype", "") or "float32"}
+  return {**_varied_settings(workdir, config), **recipe, **_mnist_fields(facts, workdir),
+          **_posthoc_by_part(_read_analysis(workdir))}
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
@@ -269,8 +276,9 @@ TABLES = {
                        "label_dependence_weight", "nuisance_classifier_steps", "nuisance_classifier_reset",
                        "logit_train_error", "logit_test_error", "nuisance_train_error", "nuisance_test_error",
                        "bits_per_dim", "epochs", "wall_minutes", "command"],
-    "objectives": ["run", "seed", "split", "nuisance_weight", "mle_weight", "class_mean_gap_weight",
-                   "random_feature_gap_weight", "logit_test_error", "nuisance_test_error", "posthoc_all_linear",
+    "objectives": ["run", "seed", "split", "split_prior", "mle_over", "logit_batch_norm", "nuisance_form",
+                   "nuisance_weight", "mle_weight", "class_mean_gap_weight", "random_feature_gap_weight",
+                   "independence_start_step", "logit_test_error", "nuisance_test_error", "posthoc_all_linear",
                    "posthoc_final_mlp", "posthoc_split_1_mlp", "posthoc_split_2_mlp", "posthoc_final_linear",
                    "posthoc_split_1_linear", "posthoc_split_2_linear", "metamers_oracle_logit_source_class",
                    "metamers_oracle_nuisance_source_class", "bits_per_dim", "epochs", "wall_minutes", "command"],
