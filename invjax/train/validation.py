@@ -20,9 +20,9 @@ from invjax import data
 from invjax import losses
 from invjax import objective
 from invjax.blocks import flow_steps
-from invjax.train import holdout_probe
 from invjax.train import profiling
 from invjax.train import state as state_lib
+from invjax.train.selection import measurement
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
 COMPUTE_DTYPES = ("", "float32", "bfloat16", "float16")
@@ -150,7 +150,7 @@ def _check_loss_and_optimizers(config) -> None:
 
 
 def _check_selection(config) -> None:
-  """The selection rule's fields (invjax/train/selection.py); with holdout_examples > 0 the run needs a
+  """The selection rule's fields (invjax/train/selection/rule.py); with holdout_examples > 0 the run needs a
   z_n, a dataset with a fixed training split and enough examples for the fresh classifier."""
   _integer(config, "selection.holdout_examples", 0, " (0: no selection)")
   _integer(config, "selection.probe_examples", 0, " (0: as many as selection.holdout_examples)")
@@ -166,12 +166,12 @@ def _check_selection(config) -> None:
   if config.dataset == "imagenet":
     raise ValueError(f"config.selection.holdout_examples={holdout}: {config.dataset} has no fixed training split to "
                      "hold examples out of; set it to 0.")
-  if holdout_probe.probe_examples(config) < holdout_probe.PROBE_BATCH_SIZE:
-    raise ValueError(f"config.selection.probe_examples={holdout_probe.probe_examples(config)} (0: holdout_examples) "
-                     f"must be >= {holdout_probe.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
-  if holdout + holdout_probe.probe_examples(config) > available:
+  if measurement.probe_examples(config) < measurement.PROBE_BATCH_SIZE:
+    raise ValueError(f"config.selection.probe_examples={measurement.probe_examples(config)} (0: holdout_examples) "
+                     f"must be >= {measurement.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
+  if holdout + measurement.probe_examples(config) > available:
     raise ValueError(f"config.selection.holdout_examples={holdout} plus the probe_examples "
-                     f"{holdout_probe.probe_examples(config)} exceed the {available} training examples.")
+                     f"{measurement.probe_examples(config)} exceed the {available} training examples.")
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
