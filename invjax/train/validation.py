@@ -17,6 +17,7 @@ import numbers
 import ml_collections
 
 from invjax import data
+from invjax.data import catalogue
 from invjax import losses
 from invjax import objective
 from invjax.blocks import flow_steps
@@ -24,7 +25,7 @@ from invjax.train import profiling
 from invjax.train import state as state_lib
 from invjax.train.selection import measurement
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
+IMAGE_DATASETS = tuple(name for name, dataset in catalogue.RECORDS.items() if dataset.image)
 COMPUTE_DTYPES = ("", "float32", "bfloat16", "float16")
 
 
@@ -162,10 +163,11 @@ def _check_selection(config) -> None:
   if config.model.kind != "fi_revnet":
     raise ValueError(f"config.selection.holdout_examples={holdout} needs a fi_revnet: a {config.model.kind} has no "
                      "z_n to measure; set it to 0.")
-  available = data.loading.DIGIT_NUM_EXAMPLES["train"]
-  if config.dataset == "imagenet":
+  dataset = catalogue.record(config.dataset)
+  if not dataset.in_memory:
     raise ValueError(f"config.selection.holdout_examples={holdout}: {config.dataset} has no fixed training split to "
                      "hold examples out of; set it to 0.")
+  available = dataset.num_examples("train", {})
   if measurement.probe_examples(config) < measurement.PROBE_BATCH_SIZE:
     raise ValueError(f"config.selection.probe_examples={measurement.probe_examples(config)} (0: holdout_examples) "
                      f"must be >= {measurement.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
