@@ -7,8 +7,9 @@ A run is trained by `python -m experiments.train --workdir=RUNS/<group>/<name> -
 the results file `experiments.collect.GROUPS` makes of it; groups that give no results file are in
 `UNCOLLECTED`. A lane is a named part of the grid that `make results LANES=...` runs alone.
 
-A new experiment is one `Run` in `RUNS` (plus, for a new group, its row function in
-`experiments.collect.GROUPS`). The overrides are written as the commands recorded in each run
+A new experiment is one line in its lane of `RUNS`: (group/name, config, overrides[, ANALYSED or
+WITH_ORACLE]); a new group also needs its row function in `experiments.collect.GROUPS` (or a reason
+in `UNCOLLECTED`), which tests/test_grid.py checks. The overrides are written as the commands recorded in each run
 folder spell them: results/*.json quote those commands, so changing a string changes the results.
 """
 

@@ -134,15 +134,19 @@ def run_jobs(jobs: list[Job], workers: int = 2, python: str = sys.executable) ->
   return progress.failed
 
 
-def _collect(runs: pathlib.Path) -> None:
-  """The spheres figure and the published results/*.json and docs/figures/ of the finished grid."""
+def _collect(runs: pathlib.Path) -> bool:
+  """The spheres figure, then the published results/*.json and docs/figures/ of the finished grid;
+  False (and the failed step named) if either fails."""
   spheres_log = runs / "logs" / "spheres.log"
   with open(spheres_log, "w") as log:
-    subprocess.run([sys.executable, "-m", "experiments.spheres", f"--out={runs / 'spheres'}"], stdout=log,
-                   stderr=subprocess.STDOUT, check=True)
+    status = subprocess.run([sys.executable, "-m", "experiments.spheres", f"--out={runs / 'spheres'}"], stdout=log,
+                            stderr=subprocess.STDOUT).returncode
+  if status:
+    _say(f"FAILED the spheres figure: see {spheres_log}", error=True)
+    return False
   _say(f"spheres figure in {runs / 'spheres'}")
-  subprocess.run([sys.executable, "-m", "experiments.results", f"--runs={runs}", "--out=results",
-                  "--figures=docs/figures"], check=True)
+  return subprocess.run([sys.executable, "-m", "experiments.results", f"--runs={runs}", "--out=results",
+                         "--figures=docs/figures"]).returncode == 0
 
 
 def main(argv):
@@ -157,8 +161,8 @@ def main(argv):
     for name, why in failed.items():
       print(f"FAILED {name} ({why})", file=sys.stderr)
     sys.exit(1)
-  if not lanes:
-    _collect(runs)
+  if not lanes and not _collect(runs):
+    sys.exit(1)
 
 
 if __name__ == "__main__":
