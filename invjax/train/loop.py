@@ -102,7 +102,7 @@ def _resume_point(checkpoint_manager, abstract_state, workdir: pathlib.Path) -> 
     return str(error)
   except Exception as error:  # e.g. out of memory after the failure that stopped the job
     return f"The saved checkpoints could not be verified ({type(error).__name__}: {error})."
-  return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / 'checkpoints'}; "
+  return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / run_folder.CHECKPOINT_DIR}; "
           "running the same command again resumes from it.")
 
 
