@@ -105,7 +105,8 @@ def check_checkpoint(saved: dict, stored: dict, step: int, workdir: pathlib.Path
              if not (_allowed(name, old, new) or _allowed(name, new, old))}
   if refused:
     raise integrity.CheckpointMismatch(
-        f"Checkpoint {step} in {workdir / run_folder.CHECKPOINT_DIR} was saved by another run than the one in {workdir} "
+        f"Checkpoint {step} in {workdir / run_folder.CHECKPOINT_DIR} was saved by another run than the one in "
+        f"{workdir} "
         f"({_listed(refused, 'config.json has', 'the checkpoint')}); it was left alone. Move it away (and "
         f"{workdir / run_folder.CHECKSUM_DIR / f'{step}.json'}) to resume from the run's own checkpoints.")
 
