@@ -43,11 +43,11 @@ test: $(INSTALLED)
 test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)
 
-# Every run of docs/results.md (about 5.5 hours on the 2-core CPU; rerun to
+# Every run of docs/results.md (experiments/grid.py; about 5.5 hours on the 2-core CPU; rerun to
 # resume), then results/*.json. Logs in runs/results/logs/. LANES="full textured"
-# runs only those lanes (ce, ice, textured, selection, full), side by side.
+# runs only those lanes (ce, ice, textured, selection, full), without the collection.
 results: $(INSTALLED)
-	PYTHON=$(PYTHON) experiments/results.sh runs/results $(LANES)
+	$(PYTHON) -m experiments.run_grid --runs=runs/results $(LANES)
 
 benchmark: $(INSTALLED)
 	$(PYTHON) -m experiments.benchmark

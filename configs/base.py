@@ -76,7 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.decay_factor = 0.2
   config.optimizer.clip_norm = 0.0  # 0: no clipping
 
-  # Shift-blind model selection (invjax/train/selection.py, docs/selection.md); every field is off by
+  # Shift-blind model selection (invjax/train/selection/, docs/selection.md); every field is off by
   # default, so that runs saved before it existed resume unchanged.
   config.selection = ml_collections.ConfigDict()
   config.selection.holdout_examples = 0  # 0: off; n: the last n training examples are held out, never trained on

@@ -1,7 +1,8 @@
 """fiRevNet48 on ImageNet (TFDS imagenet2012): the settings configs/imagenet_ce.py and
 configs/imagenet_ice.py share.
 
-Model: the 48-step fully invertible RevNet of `models.fi_revnet48_imagenet`:
+Model: the 48-step fully invertible RevNet of `models.fi_revnet48_imagenet`
+(its layout `models.FI_REVNET48_LAYOUT`, set here field by field):
 5 levels of (8, 8, 10, 10, 12) affine steps without splits, width 256, fixed
 channel shuffles, the 1000 logits read from the DC coefficients of a 2D DCT of
 the final 7x7x3072 maps (SPEC 3).
@@ -44,6 +45,7 @@ the dataset is prepared ("" reads INVJAX_IMAGENET_DIR).
 import ml_collections
 
 from configs import base
+from invjax import models
 
 TRAIN_EXAMPLES = 1_281_167
 POD_BATCH_SIZE = 1024
@@ -60,15 +62,9 @@ def get_config(ice: bool, argument: str | None) -> ml_collections.ConfigDict:
       {"image_size": 224, "shuffle_buffer": 10_000, "data_dir": "", "manual_dir": ""})
 
   model = config.model
-  model.num_levels = 5
   del model.steps_per_level  # an int in base.py: one count for every level
-  model.steps_per_level = (8, 8, 10, 10, 12)
-  model.split = False
-  model.width = 256
-  model.coupling = "affine"
-  model.permutation = "shuffle"
-  model.readout = "dct"
-  model.dropout = 0.0
+  for name, value in models.FI_REVNET48_LAYOUT.items():
+    setattr(model, name, value)
   model.compute_dtype = "bfloat16"
   model.backprop = "reversible"
 

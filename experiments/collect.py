@@ -16,20 +16,20 @@ from configs import base
 from experiments import commands
 from invjax import objective
 from invjax.data import shift_mnist
-from invjax.train import checkpoints, writers
+from invjax.train import checkpoints, run_folder
 
-METAMER_METRICS = pathlib.Path("analysis") / "metamer_metrics.json"
+METAMER_METRICS = pathlib.Path(run_folder.ANALYSIS_DIR) / "metamer_metrics.json"
 
 
 def _run_facts(workdir: pathlib.Path) -> dict:
   """What every row says about its run: model, loss, epochs, wall time, hardware, command."""
   config = checkpoints.load_config(workdir)
-  final_path = workdir / writers.FINAL_METRICS_FILE
+  final_path = workdir / run_folder.FINAL_METRICS_FILE
   if not is_finished(workdir):
     raise FileNotFoundError(f"{final_path} does not exist: the run in {workdir} has not finished; rerun its command.")
   final = json.loads(final_path.read_text())
-  records = writers.read_records(workdir)
-  hardware = [record["hardware"] for record in records if record.get("event") == writers.JOB_START]
+  records = run_folder.read_records(workdir)
+  hardware = [record["hardware"] for record in records if record.get("event") == run_folder.JOB_START]
   return {
       "config": config,
       "final": final,
@@ -37,7 +37,7 @@ def _run_facts(workdir: pathlib.Path) -> dict:
       "model_size": model_size(config),
       "loss": "ice" if _has_independence_terms(config) else "ce",
       "epochs": round(final["epochs"], 2),
-      "wall_minutes": round(writers.wall_seconds(records) / 60, 1),
+      "wall_minutes": round(run_folder.wall_seconds(records) / 60, 1),
       "hardware": hardware[-1] if hardware else "unknown",
       "command": commands.last_recorded(workdir),
   }
@@ -181,14 +181,14 @@ def objectives_row(workdir: pathlib.Path) -> dict:
 
 
 def is_finished(workdir: pathlib.Path) -> bool:
-  return (workdir / writers.FINAL_METRICS_FILE).exists()
+  return (workdir / run_folder.FINAL_METRICS_FILE).exists()
 
 
 def run_folders(folder: pathlib.Path) -> list[pathlib.Path]:
   """The run folders directly under `folder` (none if it does not exist)."""
   if not folder.is_dir():
     return []
-  return [workdir for workdir in sorted(folder.iterdir()) if (workdir / "config.json").exists()]
+  return [workdir for workdir in sorted(folder.iterdir()) if (workdir / run_folder.CONFIG_FILE).exists()]
 
 
 def rows(folder: pathlib.Path, make_row, skip_unfinished: bool = False) -> list[dict]:
@@ -340,10 +340,10 @@ def textured_curve_figure(rows: list[dict]):
 
 def evaluations(workdir: pathlib.Path, metric: str) -> tuple[list[float], list[float]]:
   """(epochs, values) of `metric` at every evaluation of the finished run in `workdir`."""
-  final = json.loads((workdir / writers.FINAL_METRICS_FILE).read_text())
+  final = json.loads((workdir / run_folder.FINAL_METRICS_FILE).read_text())
   steps_per_epoch = final["step"] / final["epochs"]
   points = [(record["step"] / steps_per_epoch, record[metric])
-            for record in writers.without_replayed(writers.read_records(workdir)) if metric in record]
+            for record in run_folder.without_replayed(run_folder.read_records(workdir)) if metric in record]
   return [epoch for epoch, _ in points], [value for _, value in points]
 
 
@@ -401,7 +401,7 @@ def write_figures(runs: pathlib.Path, results: dict, figures: pathlib.Path) -> l
   for group in ("mnist", "mnist_full"):
     for workdir in sorted((runs / group).glob("*")):
       for name in ("metamers.png", "interpolations.png"):
-        copies[workdir / "analysis" / name] = figures / f"{group}_{workdir.name}_{name}"
+        copies[workdir / run_folder.ANALYSIS_DIR / name] = figures / f"{group}_{workdir.name}_{name}"
   for source, target in copies.items():
     if source.exists():
       shutil.copyfile(source, target)

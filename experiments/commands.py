@@ -24,9 +24,8 @@ import sys
 from absl import app
 from absl import flags
 
-from invjax.train import workdir_lock
+from invjax.train import run_folder, workdir_lock
 
-COMMANDS_FILE = "commands.txt"
 BAD_INPUT_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, workdir_lock.WorkdirInUse)
 
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks of input errors too.")
@@ -41,13 +40,13 @@ def record(workdir: str | pathlib.Path, module: str) -> None:
   """Appends this process's command line to `workdir/commands.txt` (one line per job)."""
   folder = pathlib.Path(workdir)
   folder.mkdir(parents=True, exist_ok=True)
-  with open(folder / COMMANDS_FILE, "a") as file:
+  with open(folder / run_folder.COMMANDS_FILE, "a") as file:
     file.write(command_line(module) + "\n")
 
 
 def last_recorded(workdir: str | pathlib.Path) -> str:
   """The command of the last job run in `workdir`."""
-  path = pathlib.Path(workdir) / COMMANDS_FILE
+  path = pathlib.Path(workdir) / run_folder.COMMANDS_FILE
   if not path.exists():
     raise FileNotFoundError(f"{path} does not exist: {workdir} was not trained with experiments.train.")
   return path.read_text().splitlines()[-1]

@@ -29,6 +29,7 @@ from absl import flags
 from experiments import commands
 from invjax import data, metamers, parallel, plotting, train
 from invjax.analysis import batching, features, oracle, posthoc
+from invjax.train import run_folder
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained fi-RevNet.")
 _ORACLE_WORKDIR = flags.DEFINE_string(
@@ -197,7 +198,7 @@ def main(argv):
     if _SPLIT.value not in data.splits(run.config.dataset):
       raise ValueError(f"--split={_SPLIT.value} is not a split of {run.config.dataset}: "
                        f"choose one of {data.splits(run.config.dataset)}.")
-    out = str(commands.output_folder(_OUT.value or os.path.join(_WORKDIR.value, "analysis"), "out"))
+    out = str(commands.output_folder(_OUT.value or os.path.join(_WORKDIR.value, run_folder.ANALYSIS_DIR), "out"))
   mesh = parallel.make_data_mesh()
   model, variables = run.model, run.variables
 

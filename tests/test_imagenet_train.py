@@ -13,7 +13,7 @@ import pytest
 from configs import imagenet_ce, imagenet_ice
 from imagenet_testing import tiny_imagenet_dirs  # noqa: F401  (a fixture)
 from invjax import train
-from invjax.train import writers
+from invjax.train import run_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 METAMER_LOGIT_TOLERANCE = 1e-3  # float32, 32x32 inputs, 1000 logits
@@ -46,8 +46,8 @@ def test_tiny_job_trains_resumes_evaluates_and_draws_figure1(tiny_imagenet_dirs,
   config.total_steps = 6
   final = train.train_and_evaluate(config, str(tmp_path))
   assert final["step"] == 6
-  records = writers.read_records(tmp_path)
-  assert [record["step"] for record in records if record.get("event") == writers.JOB_START] == [0, 3]
+  records = run_folder.read_records(tmp_path)
+  assert [record["step"] for record in records if record.get("event") == run_folder.JOB_START] == [0, 3]
   saved = json.loads((tmp_path / "final_metrics.json").read_text())
   for split in ("train", "test"):
     top1, top5 = saved[f"{split}/logit_error"], saved[f"{split}/logit_top5_error"]

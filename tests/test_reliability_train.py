@@ -30,6 +30,7 @@ from invjax.train import identity
 from invjax.train import integrity
 from invjax.train import loop
 from invjax.train import preemption
+from invjax.train import run_folder
 from invjax.train import workdir_lock
 from test_train import micro_config
 
@@ -95,7 +96,7 @@ def test_a_workdir_in_use_is_refused_and_a_killed_holder_leaves_no_lock(run):
   assert tree_hash(run) == before
   holder = subprocess.Popen([sys.executable, "-c", (
       "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
-      "print('locked', flush=True); time.sleep(60)"), str(run / workdir_lock.LOCK_FILE)],
+      "print('locked', flush=True); time.sleep(60)"), str(run / run_folder.LOCK_FILE)],
       stdout=subprocess.PIPE, text=True)
   assert holder.stdout.readline().strip() == "locked"
   with pytest.raises(workdir_lock.WorkdirInUse):
@@ -103,7 +104,7 @@ def test_a_workdir_in_use_is_refused_and_a_killed_holder_leaves_no_lock(run):
   holder.kill()
   holder.wait()
   with workdir_lock.WorkdirLock(run):
-    with open(run / workdir_lock.LOCK_FILE) as other, pytest.raises(BlockingIOError):
+    with open(run / run_folder.LOCK_FILE) as other, pytest.raises(BlockingIOError):
       fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
@@ -112,23 +113,23 @@ def test_safe_changes_resume_and_are_recorded(run_copy):
   assert final["step"] == 6
   stored = identity.stored_config(run_copy)
   assert (stored["total_steps"], stored["eval_every_steps"], stored["keep_checkpoints"]) == (6, 3, 1)
-  history = (run_copy / identity.HISTORY_FILE).read_text().splitlines()
+  history = (run_copy / run_folder.HISTORY_FILE).read_text().splitlines()
   assert '"total_steps": {"from": 4, "to": 6}' in history[-1] and '"step": 4' in history[-1]
   assert sorted(p.name for p in (run_copy / "checkpoints").iterdir()) == ["6"]
-  assert sorted(p.name for p in (run_copy / integrity.CHECKSUM_DIR).iterdir()) == ["6.json"]
+  assert sorted(p.name for p in (run_copy / run_folder.CHECKSUM_DIR).iterdir()) == ["6.json"]
 
 
 def test_a_run_saved_before_an_option_existed_resumes_with_it_off(run_copy):
   stored = identity.stored_config(run_copy)
   del stored["loss"]["label_dependence_weight"], stored["model"]["dropout"]
-  (run_copy / identity.CONFIG_FILE).write_text(json.dumps(stored))
+  (run_copy / run_folder.CONFIG_FILE).write_text(json.dumps(stored))
   with pytest.raises(ValueError, match=r"config.model.dropout: run has '<absent>', now 0.1\)\. Only"):
     train.train_and_evaluate(micro_config(), run_copy)
   stored["model"]["dropout"] = 0.1
-  (run_copy / identity.CONFIG_FILE).write_text(json.dumps(stored))
+  (run_copy / run_folder.CONFIG_FILE).write_text(json.dumps(stored))
   assert train.train_and_evaluate(micro_config(), run_copy)["step"] == 4
   assert '"loss.label_dependence_weight": {"from": "<absent>", "to": 0.0}' in (
-      run_copy / identity.HISTORY_FILE).read_text()
+      run_copy / run_folder.HISTORY_FILE).read_text()
 
 
 def _flip_bytes(checkpoint: pathlib.Path) -> None:
@@ -147,8 +148,8 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_run_resumes_from_the_one_be
   caplog.set_level(logging.INFO)
   final = train.train_and_evaluate(micro_config(), run_copy)
   assert final["step"] == 4
-  assert (run_copy / integrity.BAD_CHECKPOINT_DIR / "4").is_dir()
-  assert (run_copy / integrity.BAD_CHECKPOINT_DIR / "4.checksums.json").is_file()
+  assert (run_copy / run_folder.BAD_CHECKPOINT_DIR / "4").is_dir()
+  assert (run_copy / run_folder.BAD_CHECKPOINT_DIR / "4.checksums.json").is_file()
   assert "Resumed from step 2" in caplog.text and "newer checkpoints were unusable" in caplog.text
   assert_same_parameters(final_variables(run_copy), final_variables(run))
 
@@ -164,7 +165,7 @@ def test_analysis_skips_a_corrupt_checkpoint_without_changing_the_run(run_copy):
 
 def test_a_checkpoint_that_reads_but_differs_from_its_checksums_is_refused(run_copy):
   """Orbax reads some damaged files without an error; the checksums catch what it returns."""
-  record = run_copy / integrity.CHECKSUM_DIR / "4.json"
+  record = run_copy / run_folder.CHECKSUM_DIR / "4.json"
   checksums = json.loads(record.read_text())
   checksums["step"] = "0" * 64
   record.write_text(json.dumps(checksums))
@@ -197,11 +198,11 @@ def test_a_missing_index_file_is_reported_and_the_checkpoint_before_it_loads(run
 
 
 def test_a_damaged_config_json_is_reported_not_overwritten(run_copy):
-  (run_copy / identity.CONFIG_FILE).write_text('{"dataset": "mni')
+  (run_copy / run_folder.CONFIG_FILE).write_text('{"dataset": "mni')
   before = tree_hash(run_copy)
   with pytest.raises(ValueError, match="config.json is not valid JSON"):
     train.train_and_evaluate(micro_config(), run_copy)
-  with pytest.raises(ValueError, match=f"{run_copy / identity.CONFIG_FILE} is not valid JSON"):
+  with pytest.raises(ValueError, match=f"{run_copy / run_folder.CONFIG_FILE} is not valid JSON"):
     train.load_run(run_copy)  # experiments.evaluate and metamers name the file too
   assert tree_hash(run_copy) == before
 
@@ -209,7 +210,7 @@ def test_a_damaged_config_json_is_reported_not_overwritten(run_copy):
 def test_a_checkpoint_of_another_run_is_refused_though_its_shapes_and_checksums_fit(run_copy):
   """Issue 23: a CE run's checkpoint (same shapes, with its checksum record) copied into an iCE run
   folder was restored and trained on. Each checksum record holds the saving run's config."""
-  record_path = run_copy / integrity.CHECKSUM_DIR / "4.json"
+  record_path = run_copy / run_folder.CHECKSUM_DIR / "4.json"
   record = json.loads(record_path.read_text())
   assert record[integrity.RUN_CONFIG_KEY] == identity.stored_config(run_copy)
   off = next(name for name, value in record[integrity.RUN_CONFIG_KEY]["loss"].items() if value == 0)
@@ -380,13 +381,13 @@ def test_a_torn_last_metrics_line_does_not_swallow_the_next_job_start(tmp_path):
   record was appended to it and both were skipped, so the replayed steps stayed in the curves."""
   from invjax.train import writers
 
-  (tmp_path / writers.METRICS_FILE).write_text(json.dumps({"step": 5, "train/loss": 1.0}) + '\n{"step": 6, "tr')
+  (tmp_path / run_folder.METRICS_FILE).write_text(json.dumps({"step": 5, "train/loss": 1.0}) + '\n{"step": 6, "tr')
   writer = writers.MetricWriter(tmp_path)
   writer.mark_start(4, "1 x cpu")
   writer.close()
-  records = writers.read_records(tmp_path)
-  assert [(record["step"], record.get("event")) for record in records] == [(5, None), (4, writers.JOB_START)]
-  assert writers.without_replayed(records)[-1]["event"] == writers.JOB_START
-  glued = json.dumps({"step": 5}) + '\n{"step": 6, "tr' + json.dumps({"step": 4, "event": writers.JOB_START}) + "\n"
-  (tmp_path / writers.METRICS_FILE).write_text(glued)  # as the writer left it before it ended torn lines
-  assert [record["step"] for record in writers.read_records(tmp_path)] == [5, 4]
+  records = run_folder.read_records(tmp_path)
+  assert [(record["step"], record.get("event")) for record in records] == [(5, None), (4, run_folder.JOB_START)]
+  assert run_folder.without_replayed(records)[-1]["event"] == run_folder.JOB_START
+  glued = json.dumps({"step": 5}) + '\n{"step": 6, "tr' + json.dumps({"step": 4, "event": run_folder.JOB_START}) + "\n"
+  (tmp_path / run_folder.METRICS_FILE).write_text(glued)  # as the writer left it before it ended torn lines
+  assert [record["step"] for record in run_folder.read_records(tmp_path)] == [5, 4]

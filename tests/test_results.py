@@ -10,7 +10,7 @@ import pytest
 
 from configs import mnist_ice, shift_mnist_ce, shift_mnist_cnn
 from experiments import collect, commands
-from invjax.train import checkpoints, writers
+from invjax.train import checkpoints, run_folder
 
 
 def _finished_run(workdir, config, final, command=None):
@@ -19,14 +19,14 @@ def _finished_run(workdir, config, final, command=None):
   workdir.mkdir(parents=True, exist_ok=True)
   checkpoints.save_config(config, workdir)
   records = [
-      {"step": 0, "event": writers.JOB_START, "hardware": "1 x cpu", "wall_time": 1000.0},
+      {"step": 0, "event": run_folder.JOB_START, "hardware": "1 x cpu", "wall_time": 1000.0},
       {"step": 50, "train/loss": 1.0, "wall_time": 1060.0},
-      {"step": 50, "event": writers.JOB_START, "hardware": "1 x H100", "wall_time": 5000.0},
+      {"step": 50, "event": run_folder.JOB_START, "hardware": "1 x H100", "wall_time": 5000.0},
       {"step": 100, "train/loss": 0.5, "wall_time": 5120.0},
   ]
-  (workdir / writers.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 1')
-  (workdir / writers.FINAL_METRICS_FILE).write_text(json.dumps(final))
-  (workdir / commands.COMMANDS_FILE).write_text("python -m experiments.train --old\n" + command + "\n")
+  (workdir / run_folder.METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 1')
+  (workdir / run_folder.FINAL_METRICS_FILE).write_text(json.dumps(final))
+  (workdir / run_folder.COMMANDS_FILE).write_text("python -m experiments.train --old\n" + command + "\n")
   return workdir
 
 
@@ -45,9 +45,9 @@ SHIFT_FINAL = {"epochs": 2.0, "train/logit_error": 0.1, "test/logit_error": 0.9,
 
 def test_wall_time_sums_the_jobs_and_skips_a_torn_line(tmp_path):
   _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
-  records = writers.read_records(tmp_path)
+  records = run_folder.read_records(tmp_path)
   assert len(records) == 4
-  assert writers.wall_seconds(records) == 60 + 120
+  assert run_folder.wall_seconds(records) == 60 + 120
 
 
 def test_shift_mnist_rows_say_what_ran_and_how(tmp_path):
@@ -80,19 +80,19 @@ def test_training_curves_read_every_evaluation_in_epochs(tmp_path):
   final = {**SHIFT_FINAL, "epochs": 2.0, "step": 100}
   workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), final)
   evaluations = [{"step": 50, "test_shifted/logit_error": 40.0}, {"step": 100, "test_shifted/logit_error": 90.0}]
-  with (workdir / writers.METRICS_FILE).open("a") as records:
+  with (workdir / run_folder.METRICS_FILE).open("a") as records:
     records.write("\n" + "".join(json.dumps(record) + "\n" for record in evaluations))
   assert collect.evaluations(workdir, "test_shifted/logit_error") == ([1.0, 2.0], [40.0, 90.0])
   assert collect.evaluations(workdir, "test_none/logit_error") == ([], [])
-  replayed = [{"step": 75, "event": writers.JOB_START}, {"step": 100, "test_shifted/logit_error": 95.0}]
-  with (workdir / writers.METRICS_FILE).open("a") as records:
+  replayed = [{"step": 75, "event": run_folder.JOB_START}, {"step": 100, "test_shifted/logit_error": 95.0}]
+  with (workdir / run_folder.METRICS_FILE).open("a") as records:
     records.write("".join(json.dumps(record) + "\n" for record in replayed))
   assert collect.evaluations(workdir, "test_shifted/logit_error") == ([1.0, 2.0], [40.0, 95.0])
 
 
 def test_unfinished_run_is_an_error_naming_it(tmp_path):
   workdir = _finished_run(tmp_path, shift_mnist_ce.get_config("tiny"), SHIFT_FINAL)
-  (workdir / writers.FINAL_METRICS_FILE).unlink()
+  (workdir / run_folder.FINAL_METRICS_FILE).unlink()
   with pytest.raises(FileNotFoundError, match="has not finished"):
     collect.shift_mnist_row(workdir)
 
@@ -143,7 +143,7 @@ def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
       ("ce", 1, "3x4 w48"), ("ce", 4, "3x4 w48"), ("ice", 1, "3x4 w48")]
   assert "| fi-revnet | - | ce | - | 1.22 |" in (out / "tables.md").read_text()
   assert (out / "figures" / "textured_curve.png").stat().st_size > 0
-  (runs / "textured_curve" / "ice_1" / writers.FINAL_METRICS_FILE).unlink()
+  (runs / "textured_curve" / "ice_1" / run_folder.FINAL_METRICS_FILE).unlink()
   completed = _collect(runs, out)
   assert completed.returncode == 1 and "has not finished" in completed.stderr
   completed = _collect(runs, out, "--skip_unfinished")
@@ -191,7 +191,7 @@ def test_commands_are_recorded_one_line_per_job(tmp_path, monkeypatch):
   commands.record(tmp_path, "experiments.train")
   monkeypatch.setattr(sys, "argv", ["train.py", "--config.total_steps=9"])
   commands.record(tmp_path, "experiments.train")
-  assert (tmp_path / commands.COMMANDS_FILE).read_text().splitlines()[0] == (
+  assert (tmp_path / run_folder.COMMANDS_FILE).read_text().splitlines()[0] == (
       "python -m experiments.train '--workdir=my run' --config=configs/mnist_ce.py:cpu")
   assert commands.last_recorded(tmp_path) == "python -m experiments.train --config.total_steps=9"
 

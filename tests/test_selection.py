@@ -1,5 +1,5 @@
 """Shift-blind model selection (issue 16): the held-out examples, the rule, resuming, and the
-selected checkpoint (invjax/train/selection.py, selector.py, holdout_probe.py)."""
+selected checkpoint (invjax/train/selection/: rule.py, job.py, measurement.py)."""
 
 import dataclasses
 import hashlib
@@ -12,12 +12,12 @@ import pytest
 
 from invjax import data
 from invjax import train
-from invjax.train import holdout_probe
 from invjax.train import loop
 from invjax.train import preemption
-from invjax.train import selection
-from invjax.train import selector as selector_lib
-from invjax.train import writers
+from invjax.train import run_folder
+from invjax.train.selection import job as selection_job
+from invjax.train.selection import measurement as measurement_lib
+from invjax.train.selection import rule
 from test_reliability_config import with_value
 from test_reliability_train import assert_same_parameters
 from test_train import micro_config
@@ -52,7 +52,7 @@ def test_the_held_out_examples_never_enter_the_training_stream():
 
 
 def m(step, logit_error, cross_entropy):
-  return holdout_probe.Measurement(step, logit_error, 0.0, cross_entropy, 0.0)
+  return measurement_lib.Measurement(step, logit_error, 0.0, cross_entropy, 0.0)
 
 
 @pytest.mark.parametrize("tolerance,sequence,kept,taken", [
@@ -66,55 +66,57 @@ def m(step, logit_error, cross_entropy):
     (0.0, [m(1, 1.0, 9.0), m(2, 0.5, 0.1), m(3, 0.5, 0.2), m(4, 0.7, 5.0)], 3, [True, True, True, False]),
 ])
 def test_the_rule_keeps_the_least_label_dependent_z_n_among_good_classifiers(tolerance, sequence, kept, taken):
-  state, decisions = selection.SelectionState(), []
+  state, decisions = rule.SelectionState(), []
   for measurement in sequence:
-    state, take = selection.update(state, measurement, tolerance)
+    state, take = rule.update(state, measurement, tolerance)
     decisions.append(take)
   assert state.selected.step == kept and decisions == taken
   assert state.best_logit_error == min(x.logit_error for x in sequence) and state.last_step == sequence[-1].step
-  assert selection.select(sequence, tolerance) == state
+  assert rule.select(sequence, tolerance) == state
 
 
 def test_the_state_reads_back_as_written(tmp_path):
-  state = selection.select([m(2, 0.4, 0.5), m(4, 0.1, 0.7)], 0.5)
+  state = rule.select([m(2, 0.4, 0.5), m(4, 0.1, 0.7)], 0.5)
   state = dataclasses.replace(state, selected_evaluation={"test/logit_error": 0.3})
-  (tmp_path / selection.STATE_FILE).write_text(json.dumps(selection.to_json(state, 0.5)))
-  assert selection.read_state(tmp_path) == state
-  (tmp_path / selection.STATE_FILE).write_text("{")
+  (tmp_path / run_folder.SELECTION_FILE).write_text(json.dumps(rule.to_json(state, 0.5)))
+  assert rule.read_state(tmp_path) == state
+  (tmp_path / run_folder.SELECTION_FILE).write_text("{")
   with pytest.raises(ValueError, match="is damaged"):
-    selection.read_state(tmp_path)
+    rule.read_state(tmp_path)
 
 
 def _measurements_in_log(workdir) -> dict[int, dict]:
-  return {record["step"]: record for record in writers.read_records(workdir) if "selection/holdout_logit_error" in record}
+  return {record["step"]: record for record in run_folder.read_records(workdir)
+          if "selection/holdout_logit_error" in record}
 
 
 @pytest.mark.slow
 def test_the_run_records_every_measurement_and_what_it_kept(run):
-  state = selection.read_state(run)
+  state = rule.read_state(run)
   logged = _measurements_in_log(run)
   assert sorted(logged) == [1, 2, 3, 4]
-  rebuilt = selection.select(
-      [holdout_probe.Measurement(step, *(logged[step][f"selection/holdout_{name}"]
-                                         for name in holdout_probe.Measurement._fields[1:])) for step in sorted(logged)],
+  rebuilt = rule.select(
+      [measurement_lib.Measurement(step, *(logged[step][f"selection/holdout_{name}"]
+                                           for name in measurement_lib.Measurement._fields[1:]))
+       for step in sorted(logged)],
       SELECTING["selection.logit_error_tolerance"])
   assert rebuilt.selected == state.selected and rebuilt.best_logit_error == state.best_logit_error
   assert logged[4]["selection/selected_step"] == state.selected.step
-  final = json.loads((run / writers.FINAL_METRICS_FILE).read_text())
+  final = json.loads((run / run_folder.FINAL_METRICS_FILE).read_text())
   assert final["selected/step"] == state.selected.step
   assert final["selected/test/logit_error"] == state.selected_evaluation["test/logit_error"]
-  assert sorted(p.name for p in (run / selection.SELECTED_DIR / "checkpoints").iterdir()) == [str(state.selected.step)]
+  assert sorted(p.name for p in (run / run_folder.SELECTED_DIR / "checkpoints").iterdir()) == [str(state.selected.step)]
 
 
 @pytest.mark.slow
 def test_the_selected_checkpoint_loads_and_reproduces_its_logged_metrics(run):
-  state = selection.read_state(run)
-  selected = train.load_run(run / selection.SELECTED_DIR)
+  state = rule.read_state(run)
+  selected = train.load_run(run / run_folder.SELECTED_DIR)
   assert selected.step == state.selected.step
   config = selected.config
   params = selected.variables["params"]
-  encode = jax.jit(holdout_probe.make_encode(config, selected.model))
-  again = holdout_probe.measure(config, None, encode, params, selected.step)
+  encode = jax.jit(measurement_lib.make_encode(config, selected.model))
+  again = measurement_lib.measure(config, None, encode, params, selected.step)
   np.testing.assert_allclose(again, state.selected, rtol=1e-4)
   images, labels = data.as_numpy(config.dataset, "test", max_examples=config.eval_examples)
   logits, _ = encode(params, {"image": images})
@@ -123,7 +125,7 @@ def test_the_selected_checkpoint_loads_and_reproduces_its_logged_metrics(run):
 
 
 def _read_everything(workdir):
-  return selection.read_state(workdir), train.load_run(workdir / selection.SELECTED_DIR).variables
+  return rule.read_state(workdir), train.load_run(workdir / run_folder.SELECTED_DIR).variables
 
 
 @pytest.mark.slow
@@ -131,7 +133,7 @@ def test_a_preempted_run_resumes_to_the_same_selection(run, tmp_path, monkeypatc
   monkeypatch.setattr(loop, "_stop_requested", lambda watcher, checkpoint_manager, step: step == 3)  # as after a SIGTERM
   with pytest.raises(preemption.Preempted, match=r"after step 3"):
     train.train_and_evaluate(selecting_config(), tmp_path)
-  assert selection.read_state(tmp_path).last_step == 2  # step 3 was saved, not measured
+  assert rule.read_state(tmp_path).last_step == 2  # step 3 was saved, not measured
   monkeypatch.undo()
   train.train_and_evaluate(selecting_config(), tmp_path)
   resumed, expected = _read_everything(tmp_path), _read_everything(run)
@@ -143,7 +145,7 @@ def test_a_preempted_run_resumes_to_the_same_selection(run, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_a_job_killed_between_keeping_a_checkpoint_and_recording_it_resumes_to_the_same_selection(
     run, tmp_path, monkeypatch):
-  original_update, original_commit = selection.update, selector_lib.Selector._commit
+  original_update, original_commit = rule.update, selection_job.Selector._commit
 
   def keeps_step_three(state, measurement, tolerance):
     new_state, take = original_update(state, measurement, tolerance)
@@ -154,17 +156,17 @@ def test_a_job_killed_between_keeping_a_checkpoint_and_recording_it_resumes_to_t
       raise RuntimeError("killed")
     original_commit(self, new_state)
 
-  monkeypatch.setattr(selection, "update", keeps_step_three)
-  monkeypatch.setattr(selector_lib.Selector, "_commit", killed_before_recording_step_three)
+  monkeypatch.setattr(rule, "update", keeps_step_three)
+  monkeypatch.setattr(selection_job.Selector, "_commit", killed_before_recording_step_three)
   with pytest.raises(RuntimeError, match="killed"):
     train.train_and_evaluate(selecting_config(), tmp_path)
-  assert "3" in {p.name for p in (tmp_path / selection.SELECTED_DIR / "checkpoints").iterdir()}
+  assert "3" in {p.name for p in (tmp_path / run_folder.SELECTED_DIR / "checkpoints").iterdir()}
   monkeypatch.undo()
   train.train_and_evaluate(selecting_config(), tmp_path)
   resumed, expected = _read_everything(tmp_path), _read_everything(run)
   assert resumed[0] == expected[0]
   assert_same_parameters(resumed[1], expected[1])
-  kept = sorted(p.name for p in (tmp_path / selection.SELECTED_DIR / "checkpoints").iterdir())
+  kept = sorted(p.name for p in (tmp_path / run_folder.SELECTED_DIR / "checkpoints").iterdir())
   assert kept == [str(expected[0].selected.step)]
 
 

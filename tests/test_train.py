@@ -19,9 +19,9 @@ from invjax import losses
 from invjax import parallel
 from invjax import train
 from invjax.analysis import features
+from invjax.train import run_folder
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
-from invjax.train import writers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -189,9 +189,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a.variables, b.variables)
   for name in ("test/logit_error", "test/bits_per_dim"):
     np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-4)
-  records = writers.read_records(tmp_path / "resumed")
-  assert [record["step"] for record in records if record.get("event") == writers.JOB_START] == [0, 2]
-  assert 0 < writers.wall_seconds(records) < 600
+  records = run_folder.read_records(tmp_path / "resumed")
+  assert [record["step"] for record in records if record.get("event") == run_folder.JOB_START] == [0, 2]
+  assert 0 < run_folder.wall_seconds(records) < 600
 
 
 def test_run_writes_metrics_and_loads_for_analysis(tmp_path):

@@ -9,14 +9,14 @@ import pytest
 
 from invjax import train
 from invjax.train import checkpoints
-from invjax.train import profiling
+from invjax.train import run_folder
 from test_train import micro_config
 
 
 @pytest.mark.slow  # the profiler's stop and trace conversion alone took about 100 s on the 2-core CPU
 def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
   train.train_and_evaluate(micro_config(total_steps=3, profile_steps="2,3"), tmp_path)
-  profile = tmp_path / profiling.PROFILE_DIR
+  profile = tmp_path / run_folder.PROFILE_DIR
   assert list(profile.rglob("*.xplane.pb"))  # TensorBoard's profile plugin (XProf)
   (perfetto,) = profile.rglob("*.trace.json.gz")  # ui.perfetto.dev
   events = json.loads(gzip.decompress(perfetto.read_bytes()))["traceEvents"]
@@ -27,7 +27,7 @@ def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
 
 def test_no_profile_by_default(tmp_path):
   train.train_and_evaluate(micro_config(total_steps=1), tmp_path)
-  assert not (tmp_path / profiling.PROFILE_DIR).exists()
+  assert not (tmp_path / run_folder.PROFILE_DIR).exists()
 
 
 def test_a_deadline_ends_the_job_saved_and_evaluated_and_the_run_resumes(tmp_path):

@@ -17,7 +17,9 @@ Datasets (`DATASETS`): "mnist", "fashion_mnist", "shift_mnist/binary",
   ImageNet in the layout of the manual download, for tests and CI.
 * `pipeline`: per-process slices, shuffling, batching, padding masks,
   dequantisation noise and global sharded arrays.
-* `loading`: the catalogue and `load`; `figures`: example grids.
+* `catalogue`: one record per dataset (classes, splits, sizes, shape, source,
+  options); a new dataset is one entry there. `loading`: `load` and the other
+  entry points, read from the records; `figures`: example grids.
 """
 
 from invjax import _extras

@@ -1,55 +1,30 @@
-"""The dataset catalogue and the public entry points `load`, `as_numpy`,
-`num_examples`, `input_shape` and `splits`.
+"""The public entry points `load`, `as_numpy`, `num_examples`, `input_shape` and `splits`
+of the datasets in `catalogue` (one record each).
 
 Every entry point takes `holdout_examples` = h: the last h examples of the
 training split are then held out for model selection (`invjax.train.selection`).
 Split "train" is its first N - h examples, split `HOLDOUT_SPLIT` its last h, so
 the two never share an example and a run that selects never trains on the
 held-out ones. Only the datasets read into memory (MNIST, Fashion-MNIST,
-shiftMNIST: their file order is not sorted by class) have a fixed last h.
+shiftMNIST: their file order is not sorted by class; `catalogue.Dataset.in_memory`)
+have a fixed last h.
 """
 
-import inspect
 import os
-from collections.abc import Callable
 
 import jax
 import numpy as np
 
-from invjax.data import imagenet, pipeline, preprocess, shift_mnist, sources, spheres
+from invjax.data import catalogue, pipeline, preprocess
 
-DATASETS = (
-    "mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "spheres", "imagenet"
-)
-NUM_CLASSES = {
-    "mnist": 10,
-    "fashion_mnist": 10,
-    "shift_mnist/binary": shift_mnist.NUM_CLASSES,
-    "shift_mnist/textured": shift_mnist.NUM_CLASSES,
-    "spheres": 2,
-    "imagenet": imagenet.NUM_CLASSES,
-}
-DIGIT_NUM_EXAMPLES = {"train": 60_000, "test": 10_000}
+DATASETS = tuple(catalogue.RECORDS)
+NUM_CLASSES = {name: dataset.num_classes for name, dataset in catalogue.RECORDS.items()}
 HOLDOUT_SPLIT = "holdout"
-
-
-def _family(name: str) -> str:
-  """The family of dataset `name` (its part before "/"); ValueError if `name` is unknown."""
-  family, _, variant = name.partition("/")
-  if family == "shift_mnist" and variant not in shift_mnist.VARIANTS:
-    raise ValueError(
-        f"Unknown shift_mnist variant {variant!r} in {name!r}; choose one of "
-        f"{', '.join('shift_mnist/' + v for v in shift_mnist.VARIANTS)}."
-    )
-  if name not in DATASETS:
-    raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
-  return family
 
 
 def splits(name: str) -> tuple[str, ...]:
   """The splits of dataset `name`."""
-  family = _family(name)
-  return {"shift_mnist": shift_mnist.SPLITS, "spheres": spheres.SPLITS}.get(family, ("train", "test"))
+  return catalogue.record(name).splits
 
 
 def _check_split(name: str, split: str) -> None:
@@ -68,11 +43,13 @@ def _stored_split(name: str, split: str, holdout_examples: int) -> str:
   if split == HOLDOUT_SPLIT and not holdout_examples:
     raise ValueError(f"Split {HOLDOUT_SPLIT!r} needs holdout_examples > 0: it is the last holdout_examples "
                      "examples of the training split.")
-  if _family(name) not in (*sources.DIGIT_DATASETS, "shift_mnist"):
+  dataset = catalogue.record(name)
+  if not dataset.in_memory:
     raise ValueError(f"{name} cannot hold out training examples (holdout_examples={holdout_examples}): only the "
                      "MNIST-family datasets, read into memory, have a fixed set of them.")
-  if holdout_examples >= DIGIT_NUM_EXAMPLES["train"]:
-    raise ValueError(f"holdout_examples={holdout_examples} must be below the {DIGIT_NUM_EXAMPLES['train']} "
+  available = dataset.num_examples("train", {})
+  if holdout_examples >= available:
+    raise ValueError(f"holdout_examples={holdout_examples} must be below the {available} "
                      f"training examples of {name}.")
   return "train"
 
@@ -85,22 +62,6 @@ def _held_out_part(arrays: dict, split: str, holdout_examples: int) -> dict:
   return {key: value[part] for key, value in arrays.items()}
 
 
-def _call_with_options(name: str, function: Callable, options: dict, *args, **general):
-  """Calls `function(*args, **general, **options)`, rejecting options it does not take."""
-  accepted = {
-      parameter.name
-      for parameter in inspect.signature(function).parameters.values()
-      if parameter.kind is parameter.KEYWORD_ONLY
-  } - set(general)
-  unknown = set(options) - accepted
-  if unknown:
-    raise TypeError(
-        f"{name} has no option(s) {', '.join(sorted(unknown))}; "
-        f"its options are: {', '.join(sorted(accepted)) or 'none'}."
-    )
-  return function(*args, **general, **options)
-
-
 def num_examples(name: str, split: str, holdout_examples: int = 0, **dataset_options) -> int:
   """The number of examples of a split (spheres train: examples per epoch).
 
@@ -108,26 +69,13 @@ def num_examples(name: str, split: str, holdout_examples: int = 0, **dataset_opt
   """
   if _stored_split(name, split, holdout_examples) != split:
     return holdout_examples
-  family = _family(name)
-  if family == "spheres":
-    default = spheres.DEFAULT_NUM_EXAMPLES[split]
-    return dataset_options.get("num_examples") or default
-  if family == "imagenet":  # as prepared: needs the data (or the manual download) in place
-    return imagenet.num_examples(split, dataset_options.get("data_dir"), dataset_options.get("manual_dir"))
-  if split == "train":
-    return DIGIT_NUM_EXAMPLES["train"] - holdout_examples
-  return DIGIT_NUM_EXAMPLES["test"]
+  stored = catalogue.record(name).num_examples(split, dataset_options)
+  return stored - holdout_examples if split == "train" else stored
 
 
 def input_shape(name: str, **dataset_options) -> tuple[int, ...]:
   """The shape of one model input of dataset `name`."""
-  family = _family(name)
-  if family == "spheres":
-    return (dataset_options.get("dimension", spheres.DEFAULT_DIMENSION),)
-  if family == "imagenet":
-    size = dataset_options.get("image_size", imagenet.DEFAULT_IMAGE_SIZE)
-    return (size, size, 3)
-  return preprocess.DIGIT_INPUT_SHAPE
+  return catalogue.record(name).input_shape(dataset_options)
 
 
 def _canvas_batch(batch):
@@ -135,24 +83,11 @@ def _canvas_batch(batch):
 
 
 def _source(name, split, seed, data_dir, manual_dir, options, holdout_examples=0) -> pipeline.Source:
-  family = _family(name)
+  dataset = catalogue.record(name)
   stored = _stored_split(name, split, holdout_examples)
-  if family in sources.DIGIT_DATASETS:
-    digits, labels = _call_with_options(
-        name, sources.load_digits, options, family, stored, data_dir=data_dir, manual_dir=manual_dir
-    )
-    canvases = preprocess.pad_digits(digits)
-  elif family == "shift_mnist":
-    variant = name.partition("/")[2]
-    canvases, labels, _ = _call_with_options(
-        name, shift_mnist.load, options, variant, stored, data_dir=data_dir, manual_dir=manual_dir
-    )
-  elif family == "spheres":
-    return _call_with_options(name, spheres.source, options, split)
-  else:
-    return _call_with_options(
-        name, imagenet.source, options, split, seed=seed, data_dir=data_dir, manual_dir=manual_dir
-    )
+  if not dataset.in_memory:
+    return dataset.source(name, split, seed, data_dir, manual_dir, options)
+  canvases, labels = dataset.arrays(name, stored, data_dir, manual_dir, options)
   examples, count = pipeline.from_arrays(_held_out_part({"image": canvases, "label": labels}, split, holdout_examples))
   return pipeline.Source(examples, count, batch_fn=_canvas_batch)
 
@@ -212,7 +147,7 @@ def load(
   """
   _stored_split(name, split, holdout_examples)
   is_train = split == "train"
-  is_image_dataset = _family(name) != "spheres"
+  is_image_dataset = catalogue.record(name).image
   if dequantize and not is_image_dataset:
     raise ValueError(f"{name} is continuous data: dequantize must be False or None.")
   num_epochs = num_epochs if num_epochs is not None or is_train else 1

@@ -16,13 +16,9 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-from invjax import data
-from invjax import parallel
-from invjax.train import identity
-from invjax.train import integrity
+from invjax import data, parallel
+from invjax.train import atomic_io, identity, integrity, run_folder
 from invjax.train import state as state_lib
-
-CONFIG_FILE = identity.CONFIG_FILE
 
 
 def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
@@ -30,7 +26,7 @@ def manager(workdir: str | pathlib.Path, keep: int) -> ocp.CheckpointManager:
   if keep < 1:
     raise ValueError(f"keep_checkpoints={keep} must be >= 1: a run keeps at least its latest checkpoint.")
   return ocp.CheckpointManager(
-      pathlib.Path(workdir).absolute() / "checkpoints",
+      pathlib.Path(workdir).absolute() / run_folder.CHECKPOINT_DIR,
       options=ocp.CheckpointManagerOptions(preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=True),
   )
 
@@ -39,7 +35,7 @@ def reader(workdir: str | pathlib.Path) -> ocp.CheckpointManager:
   """The run's checkpoints, read only: orbax saves, deletes and creates nothing through it (and its
   warning that the folder is read only, which is what was asked for, is not shown)."""
   with integrity.without_log("Given directory is read only"):
-    return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints",
+    return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / run_folder.CHECKPOINT_DIR,
                                  options=ocp.CheckpointManagerOptions(read_only=True, save_interval_steps=0,
                                                                       create=False))
 
@@ -97,14 +93,15 @@ def restore_newest_good(checkpoint_manager: ocp.CheckpointManager, abstract_stat
 
 def save_config(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
   """Writes `workdir/config.json` atomically: a reader sees the old file or the whole new one."""
-  integrity.write_json_atomically(pathlib.Path(workdir) / CONFIG_FILE, identity.as_plain(config))
+  atomic_io.write_json_atomically(pathlib.Path(workdir) / run_folder.CONFIG_FILE, identity.as_plain(config))
 
 
 def load_config(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   stored = identity.stored_config(pathlib.Path(workdir))  # names the file if it is not valid JSON
   if stored is None:
     raise FileNotFoundError(
-        f"{pathlib.Path(workdir) / CONFIG_FILE} does not exist: {workdir} is not a run folder. Train one with "
+        f"{pathlib.Path(workdir) / run_folder.CONFIG_FILE} does not exist: {workdir} is not a run folder. "
+        "Train one with "
         "`python -m experiments.train --config=configs/<file>.py --workdir=DIR`."
     )
   return ml_collections.ConfigDict(stored)
@@ -132,7 +129,7 @@ def load_run(workdir: str | pathlib.Path, step: int | None = None) -> Run:
   config = load_config(workdir)
   parts = state_lib.build(config, steps_per_epoch=1)
   # Only an existing checkpoints/ is opened: analysis changes no run.
-  checkpoint_manager = reader(workdir) if (pathlib.Path(workdir) / "checkpoints").is_dir() else None
+  checkpoint_manager = reader(workdir) if (pathlib.Path(workdir) / run_folder.CHECKPOINT_DIR).is_dir() else None
   if checkpoint_manager is None or checkpoint_manager.latest_step() is None:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet: train it first.")
   images = jnp.zeros((1, *data.input_shape(config.dataset, **config.dataset_options)), jnp.float32)

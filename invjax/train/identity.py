@@ -31,10 +31,8 @@ import time
 
 import ml_collections
 
-from invjax.train import integrity
+from invjax.train import atomic_io, integrity, run_folder
 
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "config_history.jsonl"
 SAFE_FIELDS = (
     "total_steps", "log_every_steps", "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints",
     "eval_splits", "eval_examples", "train_eval_examples", "eval_batch_size", "model.backprop", "profile_steps",
@@ -67,7 +65,7 @@ def differences(stored: dict, new: dict) -> dict[str, tuple]:
 
 def stored_config(workdir: pathlib.Path) -> dict | None:
   """The config.json of the run in `workdir`, or None before its first start."""
-  path = workdir / CONFIG_FILE
+  path = workdir / run_folder.CONFIG_FILE
   if not path.exists():
     return None
   try:
@@ -107,9 +105,10 @@ def check_checkpoint(saved: dict, stored: dict, step: int, workdir: pathlib.Path
              if not (_allowed(name, old, new) or _allowed(name, new, old))}
   if refused:
     raise integrity.CheckpointMismatch(
-        f"Checkpoint {step} in {workdir / 'checkpoints'} was saved by another run than the one in {workdir} "
+        f"Checkpoint {step} in {workdir / run_folder.CHECKPOINT_DIR} was saved by another run than the one in "
+        f"{workdir} "
         f"({_listed(refused, 'config.json has', 'the checkpoint')}); it was left alone. Move it away (and "
-        f"{workdir / integrity.CHECKSUM_DIR / f'{step}.json'}) to resume from the run's own checkpoints.")
+        f"{workdir / run_folder.CHECKSUM_DIR / f'{step}.json'}) to resume from the run's own checkpoints.")
 
 
 def record_start(config: ml_collections.ConfigDict, workdir: pathlib.Path, step: int,
@@ -117,10 +116,10 @@ def record_start(config: ml_collections.ConfigDict, workdir: pathlib.Path, step:
   """Writes config.json (first start, or a resume with safe changes) and the change to the history."""
   if not first_start and not changes:
     return
-  integrity.write_json_atomically(workdir / CONFIG_FILE, as_plain(config))
+  atomic_io.write_json_atomically(workdir / run_folder.CONFIG_FILE, as_plain(config))
   entry = {"step": step, "time": time.time(),
            "changes": {name: {"from": old, "to": new} for name, (old, new) in changes.items()}}
   if first_start:
     entry = {"step": step, "time": time.time(), "event": "first start"}
-  with open(workdir / HISTORY_FILE, "a") as file:
+  with open(workdir / run_folder.HISTORY_FILE, "a") as file:
     file.write(json.dumps(entry) + "\n")

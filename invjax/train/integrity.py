@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import pathlib
 import shutil
 
@@ -30,9 +29,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-CHECKSUM_DIR = "checksums"
+from invjax.train import atomic_io, run_folder
+
 RUN_CONFIG_KEY = "run_config"  # in a record beside the arrays' paths (dotted names, never this one)
-BAD_CHECKPOINT_DIR = "bad_checkpoints"
 
 
 class CheckpointMismatch(ValueError):
@@ -67,23 +66,12 @@ def tree_checksums(state) -> dict[str, str]:
   return checksums
 
 
-def write_json_atomically(path: pathlib.Path, value) -> None:
-  """Writes `value` as JSON to `path` so that a reader sees the old file or the whole new one."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-  with open(temporary, "w") as file:
-    json.dump(value, file, indent=2, sort_keys=True)
-    file.flush()
-    os.fsync(file.fileno())
-  os.replace(temporary, path)
-
-
 def checkpoint_folder(checkpoint_manager: ocp.CheckpointManager) -> pathlib.Path:
   return pathlib.Path(str(checkpoint_manager.directory))
 
 
 def checksum_path(checkpoint_manager: ocp.CheckpointManager, step: int) -> pathlib.Path:
-  return checkpoint_folder(checkpoint_manager).parent / CHECKSUM_DIR / f"{step}.json"
+  return checkpoint_folder(checkpoint_manager).parent / run_folder.CHECKSUM_DIR / f"{step}.json"
 
 
 def record(checkpoint_manager: ocp.CheckpointManager, step: int, state, run_config: dict | None = None) -> None:
@@ -92,7 +80,7 @@ def record(checkpoint_manager: ocp.CheckpointManager, step: int, state, run_conf
   entries = tree_checksums(state)
   if run_config is not None:
     entries[RUN_CONFIG_KEY] = run_config
-  write_json_atomically(checksum_path(checkpoint_manager, step), entries)
+  atomic_io.write_json_atomically(checksum_path(checkpoint_manager, step), entries)
   forget_deleted(checkpoint_manager, keep=step)
 
 
@@ -206,7 +194,7 @@ def set_aside(checkpoint_manager: ocp.CheckpointManager, step: int) -> pathlib.P
   """Moves checkpoint `step` and its checksum record into `bad_checkpoints/` (never deletes
   them) so that the run resumes from an older one; returns where it now lies."""
   folder = checkpoint_folder(checkpoint_manager)
-  aside = folder.parent / BAD_CHECKPOINT_DIR
+  aside = folder.parent / run_folder.BAD_CHECKPOINT_DIR
   aside.mkdir(exist_ok=True)
   target = aside / str(step)
   suffix = 1

@@ -24,24 +24,26 @@ from absl import logging
 from invjax import data
 from invjax import parallel
 from invjax.train import checkpoints
-from invjax.train import holdout_probe
 from invjax.train import identity
 from invjax.train import integrity
 from invjax.train import preemption
 from invjax.train import profiling
-from invjax.train import selector as selector_lib
+from invjax.train import run_data
+from invjax.train import run_folder
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
 from invjax.train import validation
 from invjax.train import workdir_lock
 from invjax.train import writers
+from invjax.train.selection import job as selection_job
+
 
 def train_batches(config, mesh, start_step: int, steps_per_epoch: int):
   """Endless training batches from global step `start_step` on; epoch e is shuffled by (seed, e)."""
   for epoch in itertools.count(start_step // steps_per_epoch):
     batches = data.load(
         config.dataset, "train", batch_size=config.batch_size, seed=config.seed * 100_003 + epoch,
-        num_epochs=1, dequantize=False, mesh=mesh, **holdout_probe.data_options(config),
+        num_epochs=1, dequantize=False, mesh=mesh, **run_data.data_options(config),
     )
     skip = start_step - epoch * steps_per_epoch if epoch == start_step // steps_per_epoch else 0
     yield from itertools.islice(batches, skip, None)
@@ -61,7 +63,7 @@ def first_examples(batches, max_examples: int, batch_size: int):
 
 def evaluate(config, mesh, eval_step, state, split: str, max_examples: int | None = None) -> dict:
   """Error rates (%) and bits/dim of `state` on a split (exactly its first `max_examples`)."""
-  batches = holdout_probe.eval_batches(config, mesh, split)
+  batches = run_data.eval_batches(config, mesh, split)
   if max_examples:
     batches = first_examples(batches, max_examples, config.eval_batch_size)
   totals = None
@@ -100,7 +102,7 @@ def _resume_point(checkpoint_manager, abstract_state, workdir: pathlib.Path) -> 
     return str(error)
   except Exception as error:  # e.g. out of memory after the failure that stopped the job
     return f"The saved checkpoints could not be verified ({type(error).__name__}: {error})."
-  return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / 'checkpoints'}; "
+  return (f"The newest checkpoint that verifies is step {int(state.step)} in {workdir / run_folder.CHECKPOINT_DIR}; "
           "running the same command again resumes from it.")
 
 
@@ -139,11 +141,11 @@ def _open_run(config, workdir: pathlib.Path, checkpoint_manager, abstract_state,
   raises before anything of the run is changed (except moving corrupt checkpoints aside)."""
   stored = identity.stored_config(workdir)
   if stored is None and checkpoint_manager.all_steps():
-    raise ValueError(f"{workdir} has checkpoints but no {identity.CONFIG_FILE}: its identity is unknown. "
+    raise ValueError(f"{workdir} has checkpoints but no {run_folder.CONFIG_FILE}: its identity is unknown. "
                      "Restore the file or pass a new --workdir.")
   changes = identity.check_resume(stored, config, workdir) if stored is not None else {}
   if checkpoint_manager.latest_step() is None:
-    set_aside = workdir / integrity.BAD_CHECKPOINT_DIR
+    set_aside = workdir / run_folder.BAD_CHECKPOINT_DIR
     if set_aside.exists() and any(set_aside.iterdir()):
       raise ValueError(f"{workdir} has no usable checkpoint left (unreadable ones were moved to {set_aside}). "
                        f"Starting over from step 0 would mix two runs: move {set_aside} away first to do that, "
@@ -198,7 +200,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     raise ValueError("A training deadline needs one process: the processes' clocks could stop them at "
                      "different steps.")
   _check_workdir(workdir)
-  steps_per_epoch = data.num_examples(config.dataset, "train", **holdout_probe.data_options(config)) // config.batch_size
+  steps_per_epoch = data.num_examples(config.dataset, "train", **run_data.data_options(config)) // config.batch_size
   if steps_per_epoch < 1:
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {config.dataset} training set.")
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
@@ -221,7 +223,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
     state, changes = _open_run(config, workdir, checkpoint_manager, abstract_state, create_state)
     selector = None
     if config.selection.holdout_examples:
-      selector = selector_lib.Selector(config, mesh, parts.model, workdir, abstract_state)
+      selector = selection_job.Selector(config, mesh, parts.model, workdir, abstract_state)
       stack.callback(selector.close)
     if is_lead_process:
       identity.record_start(config, workdir, int(state.step), changes,
@@ -248,7 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib
 
 
 def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_manager, writer, watcher,
-           selector: selector_lib.Selector | None, profiler: profiling.StepProfiler, deadline: float | None) -> dict:
+           selector: selection_job.Selector | None, profiler: profiling.StepProfiler, deadline: float | None) -> dict:
   """Steps from `state` to config.total_steps (or the `deadline`), saving, logging, evaluating,
   selecting and profiling on schedule."""
   replicated = parallel.replicated(mesh)

@@ -15,7 +15,7 @@ import pathlib
 
 import jax
 
-PROFILE_DIR = "profile"
+from invjax.train import run_folder
 
 
 def _step(part) -> int | None:
@@ -42,7 +42,7 @@ class StepProfiler:
 
   def __init__(self, profile_steps, workdir: pathlib.Path):
     self._window = window(profile_steps)
-    self._directory = workdir / PROFILE_DIR
+    self._directory = workdir / run_folder.PROFILE_DIR
     self._tracing = False
 
   def before(self, step: int) -> None:

@@ -17,14 +17,15 @@ import numbers
 import ml_collections
 
 from invjax import data
+from invjax.data import catalogue
 from invjax import losses
 from invjax import objective
 from invjax.blocks import flow_steps
-from invjax.train import holdout_probe
 from invjax.train import profiling
 from invjax.train import state as state_lib
+from invjax.train.selection import measurement
 
-IMAGE_DATASETS = ("mnist", "fashion_mnist", "shift_mnist/binary", "shift_mnist/textured", "imagenet")
+IMAGE_DATASETS = tuple(name for name, dataset in catalogue.RECORDS.items() if dataset.image)
 COMPUTE_DTYPES = ("", "float32", "bfloat16", "float16")
 
 
@@ -161,7 +162,7 @@ def _check_loss_and_optimizers(config) -> None:
 
 
 def _check_selection(config) -> None:
-  """The selection rule's fields (invjax/train/selection.py); with holdout_examples > 0 the run needs a
+  """The selection rule's fields (invjax/train/selection/rule.py); with holdout_examples > 0 the run needs a
   z_n, a dataset with a fixed training split and enough examples for the fresh classifier."""
   _integer(config, "selection.holdout_examples", 0, " (0: no selection)")
   _integer(config, "selection.probe_examples", 0, " (0: as many as selection.holdout_examples)")
@@ -173,16 +174,17 @@ def _check_selection(config) -> None:
   if config.model.kind != "fi_revnet":
     raise ValueError(f"config.selection.holdout_examples={holdout} needs a fi_revnet: a {config.model.kind} has no "
                      "z_n to measure; set it to 0.")
-  available = data.loading.DIGIT_NUM_EXAMPLES["train"]
-  if config.dataset == "imagenet":
+  dataset = catalogue.record(config.dataset)
+  if not dataset.in_memory:
     raise ValueError(f"config.selection.holdout_examples={holdout}: {config.dataset} has no fixed training split to "
                      "hold examples out of; set it to 0.")
-  if holdout_probe.probe_examples(config) < holdout_probe.PROBE_BATCH_SIZE:
-    raise ValueError(f"config.selection.probe_examples={holdout_probe.probe_examples(config)} (0: holdout_examples) "
-                     f"must be >= {holdout_probe.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
-  if holdout + holdout_probe.probe_examples(config) > available:
+  available = dataset.num_examples("train", {})
+  if measurement.probe_examples(config) < measurement.PROBE_BATCH_SIZE:
+    raise ValueError(f"config.selection.probe_examples={measurement.probe_examples(config)} (0: holdout_examples) "
+                     f"must be >= {measurement.PROBE_BATCH_SIZE}, a batch of the fresh nuisance classifier.")
+  if holdout + measurement.probe_examples(config) > available:
     raise ValueError(f"config.selection.holdout_examples={holdout} plus the probe_examples "
-                     f"{holdout_probe.probe_examples(config)} exceed the {available} training examples.")
+                     f"{measurement.probe_examples(config)} exceed the {available} training examples.")
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:

@@ -12,7 +12,7 @@ hosts) it does not exclude jobs on other machines.
 import fcntl
 import pathlib
 
-LOCK_FILE = ".lock"
+from invjax.train import run_folder
 
 
 class WorkdirInUse(RuntimeError):
@@ -23,7 +23,7 @@ class WorkdirLock:
   """`with WorkdirLock(workdir):` holds the workdir for this job or raises WorkdirInUse."""
 
   def __init__(self, workdir: pathlib.Path):
-    self._path = pathlib.Path(workdir) / LOCK_FILE
+    self._path = pathlib.Path(workdir) / run_folder.LOCK_FILE
     self._file = None
 
   def __enter__(self) -> "WorkdirLock":

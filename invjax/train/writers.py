@@ -1,5 +1,5 @@
-"""Where a run's numbers go (TensorBoard event files, a JSON-lines file, a progress
-line) and how the JSON lines are read back."""
+"""Where a run's numbers go: TensorBoard event files, a JSON-lines file, a progress line
+(`run_folder` names the files and reads the JSON lines back)."""
 
 import json
 import os
@@ -9,10 +9,7 @@ import time
 import jax
 import tensorflow as tf
 
-METRICS_FILE = "metrics.jsonl"
-FINAL_METRICS_FILE = "final_metrics.json"
-WALL_TIME = "wall_time"  # Unix time of each JSON line.
-JOB_START = "job_start"
+from invjax.train import run_folder
 
 
 def _has_torn_last_line(path: pathlib.Path) -> bool:
@@ -36,14 +33,14 @@ class MetricWriter:
     self._enabled = enabled
     if enabled:
       self._workdir.mkdir(parents=True, exist_ok=True)
-      self._jsonl = open(self._workdir / METRICS_FILE, "a")
-      if _has_torn_last_line(self._workdir / METRICS_FILE):
+      self._jsonl = open(self._workdir / run_folder.METRICS_FILE, "a")
+      if _has_torn_last_line(self._workdir / run_folder.METRICS_FILE):
         self._jsonl.write("\n")  # a job killed mid-write: its partial line stays alone, skipped on reading
-      self._summary = tf.summary.create_file_writer(str(self._workdir / "tensorboard"))
+      self._summary = tf.summary.create_file_writer(str(self._workdir / run_folder.TENSORBOARD_DIR))
 
   def mark_start(self, step: int, hardware: str) -> None:
     """Records that a job (a first start or a resume) begins at `step` on `hardware` (JSON lines only)."""
-    self._write_record({"step": step, "event": JOB_START, "hardware": hardware})
+    self._write_record({"step": step, "event": run_folder.JOB_START, "hardware": hardware})
 
   def write(self, step: int, scalars: dict[str, float]) -> None:
     if not self._enabled:
@@ -57,13 +54,13 @@ class MetricWriter:
   def _write_record(self, record: dict) -> None:
     if not self._enabled:
       return
-    self._jsonl.write(json.dumps({**record, WALL_TIME: time.time()}) + "\n")
+    self._jsonl.write(json.dumps({**record, run_folder.WALL_TIME: time.time()}) + "\n")
     self._jsonl.flush()
 
   def write_final(self, metrics: dict) -> None:
     if not self._enabled:
       return
-    (self._workdir / FINAL_METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    (self._workdir / run_folder.FINAL_METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
   def close(self) -> None:
     if not self._enabled:
@@ -91,51 +88,6 @@ class Progress:
     shown = " ".join(f"{name.split('/')[-1]}={value:.4g}" for name, value in scalars.items())
     return (f"step {step}/{self._total_steps} ({100 * step / self._total_steps:.0f}%) {shown} "
             f"| {rates['progress/steps_per_second']:.2f} steps/s, ETA {eta // 60}m{eta % 60:02d}s")
-
-
-def read_records(workdir: str | pathlib.Path) -> list[dict]:
-  """The JSON lines of a run, in the order written (a torn line is skipped, the record after it kept)."""
-  path = pathlib.Path(workdir) / METRICS_FILE
-  if not path.exists():
-    raise FileNotFoundError(f"{path} does not exist: {workdir} is not a training run folder.")
-  records = []
-  for line in path.read_text().splitlines():
-    # A job killed mid-write leaves a partial line; before the writer ended such a line on opening,
-    # the next job's first record followed it on the same line: the last record of a line is read.
-    for start in dict.fromkeys((0, max(0, line.rfind('{"step"')))):
-      try:
-        records.append(json.loads(line[start:]))
-        break
-      except json.JSONDecodeError:
-        continue
-  return records
-
-
-def without_replayed(records: list[dict]) -> list[dict]:
-  """The records an uninterrupted run would have written: a job that resumes at
-  step s repeats the steps after s, so the earlier records past s are dropped."""
-  kept = []
-  for record in records:
-    if record.get("event") == JOB_START:
-      kept = [earlier for earlier in kept if earlier["step"] <= record["step"]]
-    kept.append(record)
-  return kept
-
-
-def wall_seconds(records: list[dict]) -> float:
-  """Wall time spent by all the jobs of a run: from each job's start to its last record."""
-  total, job_start, last = 0.0, None, None
-  for record in records:
-    if WALL_TIME not in record:
-      continue
-    if record.get("event") == JOB_START:
-      if job_start is not None:
-        total += last - job_start
-      job_start = record[WALL_TIME]
-    last = record[WALL_TIME]
-  if job_start is not None:
-    total += last - job_start
-  return total
 
 
 def hardware() -> str:

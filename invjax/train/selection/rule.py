@@ -5,7 +5,7 @@ On binary shiftMNIST iCE's shifted-test error grows as training goes on (23.8%
 after epoch 1, 97.8% after epoch 6), while the clean error stays near 0: the
 last checkpoint is not the one to keep, and `test_shifted` may not choose it.
 At every selection step the run measures, on its held-out training examples
-(`holdout_probe`), the logit error e_t and the cross-entropy c_t of a fresh
+(`measurement`), the logit error e_t and the cross-entropy c_t of a fresh
 nuisance classifier on z_n (large c_t: little label information in z_n). The
 rule, with tolerance tau (`config.selection.logit_error_tolerance`, points):
 
@@ -36,10 +36,9 @@ import json
 import math
 import pathlib
 
-from invjax.train.holdout_probe import Measurement
+from invjax.train import run_folder
+from invjax.train.selection.measurement import Measurement
 
-STATE_FILE = "selection.json"
-SELECTED_DIR = "selected"
 RULE = ("among the checkpoints whose held-out logit error is within logit_error_tolerance points of the best held-out "
         "logit error so far, the one with the largest held-out cross-entropy of a fresh nuisance classifier on z_n")
 
@@ -91,7 +90,7 @@ def to_json(state: SelectionState, tolerance: float) -> dict:
 
 def read_state(workdir: pathlib.Path) -> SelectionState:
   """The state in `workdir/selection.json`, or a fresh one before the first measurement."""
-  path = pathlib.Path(workdir) / STATE_FILE
+  path = pathlib.Path(workdir) / run_folder.SELECTION_FILE
   if not path.exists():
     return SelectionState()
   try:
@@ -104,5 +103,5 @@ def read_state(workdir: pathlib.Path) -> SelectionState:
         selected_evaluation=stored["selected_evaluation"],
     )
   except (ValueError, KeyError, TypeError) as error:
-    raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}): move it and {SELECTED_DIR}/ away to "
-                     "select afresh from the next measurement on, or start a new run.") from None
+    raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}): move it and {run_folder.SELECTED_DIR}/ "
+                     "away to select afresh from the next measurement on, or start a new run.") from None

@@ -33,6 +33,7 @@ from jax.experimental import multihost_utils
 from invjax import data
 from invjax import models
 from invjax.analysis import posthoc
+from invjax.train import run_data
 
 # The fresh classifier trains on minibatches of this size (`posthoc.train_nuisance_classifier`'s default).
 PROBE_BATCH_SIZE = 128
@@ -62,20 +63,9 @@ def make_encode(config, model):
   return encode
 
 
-def data_options(config) -> dict:
-  """The options every `data` call of a run passes: its dataset options and the held-out count."""
-  return {**config.dataset_options, "holdout_examples": config.selection.holdout_examples}
-
-
-def eval_batches(config, mesh, split: str):
-  """One ordered pass over `split` in evaluation batches (the last one padded, see its "mask")."""
-  return data.load(config.dataset, split, batch_size=config.eval_batch_size, mesh=mesh, num_epochs=1,
-                   shuffle=False, dequantize=False, drop_remainder=False, **data_options(config))
-
-
 def _encoded_split(config, mesh, encode, model_params, split: str, max_examples: int):
   """(logits, z_n, labels) of the first `max_examples` of `split`, in order, as host arrays."""
-  batches = eval_batches(config, mesh, split)
+  batches = run_data.eval_batches(config, mesh, split)
   parts = []
   for batch in itertools.islice(batches, -(-max_examples // config.eval_batch_size)):
     logits, z_n = encode(model_params, batch)

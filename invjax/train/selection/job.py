@@ -1,4 +1,4 @@
-"""The selection rule (`selection`) inside a training job: when to measure, keeping the selected
+"""The selection rule (`rule`) inside a training job: when to measure, keeping the selected
 checkpoint, and surviving a restart.
 
 A new selection is made durable in this order: the checkpoint is saved into
@@ -18,10 +18,11 @@ import pathlib
 import jax
 from absl import logging
 
+from invjax.train import atomic_io
 from invjax.train import checkpoints
-from invjax.train import holdout_probe
 from invjax.train import integrity
-from invjax.train import selection
+from invjax.train import run_folder
+from invjax.train.selection import measurement, rule
 
 
 class Selector:
@@ -32,14 +33,14 @@ class Selector:
     self._workdir = pathlib.Path(workdir)
     self._tolerance = config.selection.logit_error_tolerance
     self._every = config.selection.every_steps or config.eval_every_steps
-    self._encode = jax.jit(holdout_probe.make_encode(config, model))
+    self._encode = jax.jit(measurement.make_encode(config, model))
     self._is_lead = jax.process_index() == 0
-    self.state = selection.read_state(self._workdir)
-    self._manager = checkpoints.manager(self._workdir / selection.SELECTED_DIR, keep=2)
+    self.state = rule.read_state(self._workdir)
+    self._manager = checkpoints.manager(self._workdir / run_folder.SELECTED_DIR, keep=2)
     if self.state.selected is not None and self.state.selected.step not in self._manager.all_steps():
       self._manager.close()
-      raise ValueError(f"{self._workdir / selection.STATE_FILE} names checkpoint {self.state.selected.step}, which "
-                       f"{self._workdir / selection.SELECTED_DIR} lacks: move both away to select afresh.")
+      raise ValueError(f"{self._workdir / run_folder.SELECTION_FILE} names checkpoint {self.state.selected.step}, "
+                       f"which {self._workdir / run_folder.SELECTED_DIR} lacks: move both away to select afresh.")
     self._prune()
 
   def close(self) -> None:
@@ -50,17 +51,17 @@ class Selector:
 
   def measure(self, state, step: int, writer) -> None:
     """Measures `state` (at `step`), applies the rule, keeps the checkpoint if selected and logs both."""
-    measurement = holdout_probe.measure(self._config, self._mesh, self._encode, state.flow["model"], step)
-    new_state, selected = selection.update(self.state, measurement, self._tolerance)
+    measured = measurement.measure(self._config, self._mesh, self._encode, state.flow["model"], step)
+    new_state, selected = rule.update(self.state, measured, self._tolerance)
     if selected:
       self._save(step, state)
     self._commit(new_state)
-    writer.write(step, {**measurement.as_metrics("selection/holdout_"),
+    writer.write(step, {**measured.as_metrics("selection/holdout_"),
                         "selection/best_logit_error": new_state.best_logit_error,
                         "selection/selected_step": float(new_state.selected.step)})
     logging.info("Selection at step %d: held-out logit error %.2f%%, fresh nuisance classifier %.2f%% / %.4f nats; "
-                 "kept step %d.", step, measurement.logit_error, measurement.nuisance_error,
-                 measurement.nuisance_cross_entropy, new_state.selected.step)
+                 "kept step %d.", step, measured.logit_error, measured.nuisance_error,
+                 measured.nuisance_cross_entropy, new_state.selected.step)
 
   def finish(self, evaluate_all, writer) -> dict:
     """Evaluates the selected checkpoint on every split (for reporting) and records it; {} if none."""
@@ -77,15 +78,15 @@ class Selector:
 
   def _save(self, step: int, state) -> None:
     if self._is_lead:
-      checkpoints.save_config(self._config, self._workdir / selection.SELECTED_DIR)
+      checkpoints.save_config(self._config, self._workdir / run_folder.SELECTED_DIR)
     checkpoints.save(self._manager, step, state)
     self._manager.wait_until_finished()
 
-  def _commit(self, new_state: selection.SelectionState) -> None:
+  def _commit(self, new_state: rule.SelectionState) -> None:
     self.state = new_state
     if self._is_lead:
-      integrity.write_json_atomically(self._workdir / selection.STATE_FILE,
-                                      selection.to_json(new_state, self._tolerance))
+      atomic_io.write_json_atomically(self._workdir / run_folder.SELECTION_FILE,
+                                      rule.to_json(new_state, self._tolerance))
     self._prune()
 
   def _prune(self) -> None:
