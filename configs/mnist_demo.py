@@ -28,8 +28,7 @@ source at that budget (docs/results.md, "Objectives at equal budget"):
 
 import ml_collections
 
-from configs import base
-from configs import mnist_authors
+from configs import base, mnist_authors
 
 
 def _flow() -> ml_collections.ConfigDict:

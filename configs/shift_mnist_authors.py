@@ -1,7 +1,6 @@
 """shiftMNIST (`--config.variant=binary|textured`), fi-RevNet, the authors' iCE recipe (configs/mnist_authors.py)."""
 
-from configs import mnist_authors
-from configs import shift_mnist
+from configs import mnist_authors, shift_mnist
 
 
 def get_config(argument=None):

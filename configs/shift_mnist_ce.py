@@ -1,7 +1,6 @@
 """shiftMNIST (`--config.variant=binary|textured`), fi-RevNet, plain cross-entropy."""
 
-from configs import mnist_ce
-from configs import shift_mnist
+from configs import mnist_ce, shift_mnist
 
 
 def get_config(argument=None):

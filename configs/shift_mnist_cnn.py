@@ -1,7 +1,6 @@
 """shiftMNIST (`--config.variant=binary|textured`), plain CNN, cross-entropy."""
 
-from configs import mnist_cnn
-from configs import shift_mnist
+from configs import mnist_cnn, shift_mnist
 
 
 def get_config(argument=None):

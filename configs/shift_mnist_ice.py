@@ -1,7 +1,6 @@
 """shiftMNIST (`--config.variant=binary|textured`), fi-RevNet, independence cross-entropy."""
 
-from configs import mnist_ice
-from configs import shift_mnist
+from configs import mnist_ice, shift_mnist
 
 
 def get_config(argument=None):

@@ -33,13 +33,10 @@ import time
 import jax
 import jax.numpy as jnp
 import optax
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from configs import mnist_ice
-from invjax import losses
-from invjax import models
-from invjax import train
+from invjax import losses, models, train
 from invjax.blocks import conv
 from invjax.blocks.flow_steps import BACKPROPS
 from invjax.flops import product_flops

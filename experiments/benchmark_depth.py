@@ -27,8 +27,7 @@ import sys
 import threading
 
 import jax
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from configs import mnist_ice
 from experiments import benchmark

@@ -141,7 +141,8 @@ def shift_mnist_row(workdir: pathlib.Path) -> dict:
 
 def ablation_row(workdir: pathlib.Path) -> dict:
   """A shiftMNIST row that also names the settings the ablation varies, texture options included
-  (SPEC 7's where a run predates an option), and the post-hoc nuisance classifier's clean-test error where the run was analysed (else None)."""
+  (SPEC 7's where a run predates an option), and the post-hoc nuisance classifier's clean-test error where the
+  run was analysed (else None)."""
   facts = _run_facts(workdir)
   config = facts["config"]
   textured = config.variant == "textured"
@@ -172,7 +173,8 @@ def objectives_row(workdir: pathlib.Path) -> dict:
   facts = _run_facts(workdir)
   config = facts["config"]
   recipe = {"split": config.model.get("split", True), "split_prior": config.model.get("split_prior", False),
-            "mle_over": config.loss.get("mle_over", "z_n"), "logit_batch_norm": config.loss.get("logit_batch_norm", False),
+            "mle_over": config.loss.get("mle_over", "z_n"),
+            "logit_batch_norm": config.loss.get("logit_batch_norm", False),
             "independence_start_step": config.loss.get("independence_start_step", 0),
             "independence_ramp_steps": config.loss.get("independence_ramp_steps", 0),
             "compute_dtype": config.model.get("compute_dtype", "") or "float32"}
@@ -294,10 +296,11 @@ def shift_mnist_figure(rows: list[dict]):
   variants = sorted({row["variant"] for row in rows})
   figure = matplotlib.figure.Figure(figsize=(5 * len(variants), 3.6))
   axes = figure.subplots(1, len(variants), squeeze=False)
-  for axis, variant in zip(axes[0], variants):
+  for axis, variant in zip(axes[0], variants, strict=True):
     shown = [row for row in rows if row["variant"] == variant]
     positions = range(len(shown))
-    for offset, (key, label) in zip((-0.2, 0.2), (("test_error", "clean test"), ("test_shifted_error", "shifted test"))):
+    bar_kinds = (("test_error", "clean test"), ("test_shifted_error", "shifted test"))
+    for offset, (key, label) in zip((-0.2, 0.2), bar_kinds, strict=True):
       bars = axis.bar([p + offset for p in positions], [row[key] for row in shown], width=0.4, label=label)
       axis.bar_label(bars, fmt="%.1f", fontsize=8)
     axis.set_xticks(list(positions), [f"{row['model']}\n{row['loss']}" for row in shown])
@@ -322,7 +325,7 @@ def textured_curve_figure(rows: list[dict]):
     shared = sorted((row["texture_images_per_class"], row["test_shifted_error"], row["test_error"]) for row in chosen
                     if row["texture_images"] == "shared")
     if shared:
-      counts, shifted, clean = zip(*shared)
+      counts, shifted, clean = zip(*shared, strict=True)
       axis.plot(counts, shifted, marker="o", color=colour, label=f"{name}, shifted test")
       axis.plot(counts, clean, marker="x", linestyle=":", color=colour, label=f"{name}, clean test")
     for row in chosen:
@@ -362,7 +365,7 @@ def training_curves_figure(workdirs: dict[str, pathlib.Path]):
   figure = matplotlib.figure.Figure(figsize=(11, 4.4 + legend_inches))
   axes = figure.subplots(1, len(TRAINING_CURVES))
   num_colours = len(matplotlib.rcParams["axes.prop_cycle"])
-  for axis, (metric, title) in zip(axes, TRAINING_CURVES.items()):
+  for axis, (metric, title) in zip(axes, TRAINING_CURVES.items(), strict=True):
     for index, (label, workdir) in enumerate(workdirs.items()):
       line_style = _LINE_STYLES[index // num_colours % len(_LINE_STYLES)]
       axis.plot(*evaluations(workdir, metric), marker="o", linestyle=line_style, label=label)

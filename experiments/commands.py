@@ -21,8 +21,7 @@ import re
 import shlex
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from invjax.train import run_folder, workdir_lock
 

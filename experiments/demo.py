@@ -24,8 +24,7 @@ import pathlib
 
 import jax
 import numpy as np
-from absl import flags
-from absl import logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import commands
@@ -83,7 +82,7 @@ def _figure(judged: dict, count: int, flow_error: float, objective_name: str):
   shown = slice(0, count)
   captions = [(f"label {ya}", f"flow {f}, CNN {c}", f"label {yb}") for ya, f, c, yb in zip(
       judged["logit_source_labels"][shown], judged["flow_classes"][shown], judged["judge_classes"][shown],
-      judged["nuisance_source_labels"][shown])]
+      judged["nuisance_source_labels"][shown], strict=True)]
   judge = judged["judge"]
   title = (f"Metamers of a {objective_name} fi-RevNet ({flow_error:.1f}% test error): the logits of the left image, "
            f"the nuisance z_n of the right one.\nAn independent CNN puts "
@@ -101,7 +100,7 @@ def main(argv):
   figure_path = pathlib.Path(_FIGURE.value or workdir / "metamers.png")
   with commands.one_line_errors():
     _check(config)
-    print(f"[1/3] Training the {config.objective} fi-RevNet ({config.flow.total_steps} steps) in {workdir / 'flow'} ...",
+    print(f"[1/3] Training the {config.objective} fi-RevNet ({config.flow.total_steps} steps) in {workdir / 'flow'}",
           flush=True)
     flow_final = train.train_and_evaluate(config.flow, workdir / "flow",
                                           on_start=lambda: commands.record(workdir, "experiments.demo"))

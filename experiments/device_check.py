@@ -33,18 +33,14 @@ from collections.abc import Callable
 import jax
 import ml_collections
 import numpy as np
-from absl import flags
-from absl import logging
+from absl import flags, logging
 
-from configs import mnist_ce
-from configs import mnist_ice
-from experiments import benchmark
-from experiments import commands
+from configs import mnist_ce, mnist_ice
+from experiments import benchmark, commands
 from invjax import data, metamers, parallel, plotting, train
 from invjax.analysis import features, oracle
 from invjax.blocks import conv
-from invjax.train import checkpoints
-from invjax.train import writers
+from invjax.train import checkpoints, writers
 
 RUNS = {"mnist_ce": mnist_ce, "mnist_ice": mnist_ice}  # the paper's MNIST model with CE and with iCE
 ACCELERATOR_TRAIN_BATCH_SIZE = 1024
@@ -104,7 +100,7 @@ def _metamer_figure(workdir: pathlib.Path, title: str) -> tuple[object, dict]:
   logits = jax.jit(features.logits_function(run.model))
   metamer_logits = np.asarray(logits(run.variables, x_met))
   captions = [(f"label {ya}", f"model {c}", f"label {yb}")
-              for ya, c, yb in zip(labels[a], metamer_logits.argmax(-1), labels[b])]
+              for ya, c, yb in zip(labels[a], metamer_logits.argmax(-1), labels[b], strict=True)]
   figure = plotting.metamer_figure(images[a], x_met, images[b], captions=captions, title=title)
   preservation = oracle.logit_preservation(metamer_logits, logits(run.variables, images[a]))
   return figure, {name: float(value) for name, value in preservation.items()}

@@ -57,7 +57,7 @@ def _format_confusion(confusion: np.ndarray) -> str:
   classes = range(len(confusion))
   width = max(5, len(str(confusion.max())) + 1)
   lines = ["true \\ predicted".ljust(17) + "".join(f"{c:>{width}}" for c in classes)]
-  lines += [f"{c:>16} " + "".join(f"{n:>{width}}" for n in row) for c, row in zip(classes, confusion)]
+  lines += [f"{c:>16} " + "".join(f"{n:>{width}}" for n in row) for c, row in zip(classes, confusion, strict=True)]
   return "\n".join(lines)
 
 

@@ -247,7 +247,8 @@ def main(argv):
   figures = {
       "metamers.png": plotting.metamer_figure(
           x_a[shown], x_met[shown], x_b[shown], title=title,
-          captions=[(f"label {ya}", met, f"label {yb}") for ya, met, yb in zip(y_a, metamer_captions, y_b)][shown],
+          captions=[(f"label {ya}", met, f"label {yb}")
+                    for ya, met, yb in zip(y_a, metamer_captions, y_b, strict=True)][shown],
       ),
       "interpolations.png": plotting.interpolation_figure(
           paths, nuisance_sources=x_b[:num_paths], captions=path_captions, title=title

@@ -21,7 +21,8 @@ from invjax.data import imagenet, tiny_imagenet
 
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None, "Folder of ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory (local or gs://); default: TFDS's.")
-_WRITE_TINY = flags.DEFINE_bool("write_tiny", False, "First write a tiny ImageNet in the manual layout into manual_dir.")
+_WRITE_TINY = flags.DEFINE_bool("write_tiny", False,
+                                 "First write a tiny ImageNet in the manual layout into manual_dir.")
 flags.mark_flag_as_required("manual_dir")
 
 

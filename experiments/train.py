@@ -15,9 +15,7 @@ import logging as pylogging
 import sys
 
 import jax
-from absl import app
-from absl import flags
-from absl import logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import commands

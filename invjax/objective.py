@@ -26,8 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from invjax import independence
-from invjax import losses
+from invjax import independence, losses
 
 
 class TermInputs(NamedTuple):

@@ -85,7 +85,7 @@ def metamer_figure(
   triplet_figures = np.asarray(figure.subfigures(rows, triplets_per_row, squeeze=False, wspace=0.04)).reshape(-1)
   for index, triplet_figure in enumerate(triplet_figures):
     axes = triplet_figure.subplots(1, 3)
-    for column, (axis, images) in enumerate(zip(axes, (logit_sources, metamers, nuisance_sources))):
+    for column, (axis, images) in enumerate(zip(axes, (logit_sources, metamers, nuisance_sources), strict=True)):
       if index >= count:
         axis.set_axis_off()
         continue
@@ -164,7 +164,7 @@ def decision_plane_figure(
   colour_map = matplotlib.colors.ListedColormap(["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc"][: len(class_names)])
   axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
   angles = np.linspace(0.0, 2.0 * np.pi, 400)
-  for axis, panel in zip(axes, panels):
+  for axis, panel in zip(axes, panels, strict=False):
     extent = (panel.axis[0], panel.axis[-1], panel.axis[0], panel.axis[-1])
     axis.imshow(
         np.asarray(panel.decisions), origin="lower", extent=extent, cmap=colour_map,
@@ -172,7 +172,7 @@ def decision_plane_figure(
     )
     for radius in circle_radii:
       axis.plot(radius * np.cos(angles), radius * np.sin(angles), color="black", linewidth=0.8, linestyle="--")
-    for marker, (name, point) in zip("o^sDv", panel.marked_points.items()):
+    for marker, (name, point) in zip("o^sDv", panel.marked_points.items(), strict=False):
       axis.plot(*np.asarray(point), marker=marker, color="black", markersize=7, linestyle="none", label=name)
     axis.set_title(panel.title, fontsize=10)
     axis.set_aspect("equal")

@@ -35,7 +35,8 @@ def map_in_batches(
     chunks = [np.asarray(array[start:stop]) for array in arrays]
     padding = batch_size - (stop - start)
     chunks = [np.concatenate([chunk, np.repeat(chunk[-1:], padding, axis=0)]) for chunk in chunks]
-    outputs.append(jax.tree.map(lambda output: np.asarray(output)[: stop - start], function(*chunks)))
+    real = stop - start
+    outputs.append(jax.tree.map(lambda output, real=real: np.asarray(output)[:real], function(*chunks)))
     if report is not None:
       report(stop, total)
   return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)

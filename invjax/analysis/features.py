@@ -24,8 +24,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 
-from invjax import logit_norm
-from invjax import models
+from invjax import logit_norm, models
 
 FeatureFunction = Callable[[dict, jax.Array], jax.Array]
 

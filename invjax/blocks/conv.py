@@ -55,7 +55,6 @@ import jax.numpy as jnp
 
 from invjax.blocks import products
 
-
 FORMULATIONS = ("matmul", "native")
 # The formulation per lowering platform; every platform not named takes DEFAULT_FORMULATION.
 PLATFORM_FORMULATIONS = {"cpu": "matmul"}

@@ -6,10 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from invjax.blocks import actnorm
-from invjax.blocks import bijection
-from invjax.blocks import conv
-from invjax.blocks import dropout
+from invjax.blocks import actnorm, bijection, conv, dropout
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))

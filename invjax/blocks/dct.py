@@ -9,7 +9,7 @@ import numpy as np
 from invjax.blocks import bijection
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dct_matrix(size: int) -> np.ndarray:
   r"""The orthonormal DCT-II matrix D (D D^T = I) of a length-`size` signal.
 

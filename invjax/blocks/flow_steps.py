@@ -35,11 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from invjax.blocks import actnorm
-from invjax.blocks import bijection
-from invjax.blocks import coupling
-from invjax.blocks import permutations
-from invjax.blocks import reversible
+from invjax.blocks import actnorm, bijection, coupling, permutations, reversible
 
 PERMUTATIONS = {
     "reverse": permutations.ReversePermutation,

@@ -60,7 +60,7 @@ class ShufflePermutation(bijection.Bijection):
     return jnp.take(y, constants["inverse_order"], axis=-1), bijection.zero_logdet(y)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _lu_of_random_rotation(channels: int, seed: int):
   """P, L, U, sign(s), log|s| of a seeded random rotation (Glow's initialisation)."""
   rotation, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((channels, channels)))

@@ -30,8 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from invjax.blocks import conv
-from invjax.blocks import coupling
+from invjax.blocks import conv, coupling
 
 ZERO_CONV_SCALE_FACTOR = 3.0  # Glow's Conv2dZeroInit multiplies its log-scale parameter by 3
 

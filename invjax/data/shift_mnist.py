@@ -180,7 +180,7 @@ def _check(variant: str, split: str) -> None:
     raise ValueError(f"shift_mnist has splits {SPLITS}, not {split!r}.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_cached(
     variant, split, seed, texture_max, texture_size, texture_images, texture_images_per_class, data_dir,
     manual_dir, dtd_dir

@@ -179,7 +179,7 @@ def prepare(
   )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_digits_cached(name: str, split: str, data_dir: str | None, manual_dir: str | None):
   builder = prepare(name, data_dir=data_dir, manual_dir=manual_dir)
   arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))

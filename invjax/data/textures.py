@@ -116,7 +116,7 @@ def _decode_named(category: str, name: str, jpeg: bytes, size: int) -> np.ndarra
                      f"({error.message.splitlines()[0]}): replace it with the original file or remove it.") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_bank_cached(split: str, size: int, dtd_dir: str | None, data_dir: str | None) -> np.ndarray:
   jpegs = _find_jpegs(dtd_dir, data_dir)
   per_category = {category: _split_bank(jpegs[category], split) for category in CATEGORIES}

@@ -34,7 +34,6 @@ fixed order:
 from collections.abc import Sequence
 from typing import Literal
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np

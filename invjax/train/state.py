@@ -10,10 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from invjax import data
-from invjax import logit_norm
-from invjax import losses
-from invjax import models
+from invjax import data, logit_norm, losses, models
 
 MODEL_KINDS = ("fi_revnet", "cnn")
 FI_REVNET_FIELDS = (

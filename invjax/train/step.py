@@ -24,11 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from invjax import data
-from invjax import logit_norm
-from invjax import losses
-from invjax import models
-from invjax import objective
+from invjax import data, logit_norm, losses, models, objective
 from invjax.train import state as state_lib
 
 Metrics = dict[str, jax.Array]

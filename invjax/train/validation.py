@@ -16,11 +16,9 @@ import numbers
 
 import ml_collections
 
-from invjax import data
-from invjax.data import catalogue
-from invjax import losses
-from invjax import objective
+from invjax import data, losses, objective
 from invjax.blocks import flow_steps
+from invjax.data import catalogue
 from invjax.train import profiling
 from invjax.train import state as state_lib
 from invjax.train.selection import measurement

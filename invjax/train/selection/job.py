@@ -18,10 +18,7 @@ import pathlib
 import jax
 from absl import logging
 
-from invjax.train import atomic_io
-from invjax.train import checkpoints
-from invjax.train import integrity
-from invjax.train import run_folder
+from invjax.train import atomic_io, checkpoints, integrity, run_folder
 from invjax.train.selection import measurement, rule
 
 

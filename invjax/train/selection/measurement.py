@@ -30,8 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from invjax import data
-from invjax import models
+from invjax import data, models
 from invjax.analysis import posthoc
 from invjax.train import run_data
 
@@ -72,7 +71,7 @@ def _encoded_split(config, mesh, encode, model_params, split: str, max_examples:
     gathered = multihost_utils.process_allgather((logits, z_n, batch["label"], batch["mask"]), tiled=True)
     mask = np.asarray(gathered[3], bool)
     parts.append([np.asarray(array)[mask] for array in gathered[:3]])
-  return [np.concatenate(arrays)[:max_examples] for arrays in zip(*parts)]
+  return [np.concatenate(arrays)[:max_examples] for arrays in zip(*parts, strict=True)]
 
 
 def probe_examples(config) -> int:
