@@ -133,8 +133,8 @@ def compile_watching(jitted, args: tuple, watcher: preemption.SigtermWatcher, ne
   """`jitted` compiled for `args` in a worker thread, while the main thread honours SIGTERM.
 
   Python runs signal handlers in the main thread between bytecodes, so a compile there would
-  hold a SIGTERM until it ends (39 s for a small model on the 2-core CPU, past a preemption's
-  grace period). Here the main thread waits in short slices and stops with `Preempted` as soon
+  hold a SIGTERM until it ends (39 s in issue 23, past a preemption's ~30 s grace
+  period). Here the main thread waits in short slices and stops with `Preempted` as soon
   as the watcher has seen SIGTERM: no step ran since the run was opened, so nothing needs saving
   (the abandoned compile is a daemon thread and does not delay the exit)."""
   outcome = {}
