@@ -3,6 +3,8 @@
 import functools
 import json
 
+import pytest
+
 from experiments import benchmark
 from experiments import device_check
 from test_train import micro_config
