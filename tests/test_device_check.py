@@ -3,6 +3,8 @@
 import functools
 import json
 
+import pytest
+
 from experiments import benchmark
 from experiments import device_check
 from test_train import micro_config
@@ -18,6 +20,7 @@ def test_run_configs_keep_the_presets_epochs_at_the_device_batch_size():
   assert configs["mnist_ice"].loss.nuisance_weight > 0 and configs["mnist_ce"].loss.nuisance_weight == 0
 
 
+@pytest.mark.slow  # 170 s on the 2-core CPU: three benchmark rows and two runs, each compiled, with metamers
 def test_device_check_benchmarks_trains_until_the_deadline_and_writes_rows_and_figures(tmp_path):
   configs = {"mnist_ce": micro_config(**{"total_steps": 10_000, "loss.nuisance_weight": 0.0, "loss.mle_weight": 0.0}),
              "mnist_ice": micro_config(total_steps=10_000)}

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -372,6 +373,41 @@ def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninter
     train.train_and_evaluate(micro_config(), tmp_path)
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["2", "3"]
   monkeypatch.setattr(loop, "train_batches", original)
+  assert train.train_and_evaluate(micro_config(), tmp_path)["step"] == 4
+  assert_same_parameters(final_variables(tmp_path), final_variables(run))
+
+
+def test_sigterm_during_the_first_compile_stops_the_job_at_once_and_the_rerun_resumes(run, tmp_path, monkeypatch):
+  """Issue 23: a SIGTERM while XLA compiled waited for the compile's end (39 s, past a preemption's
+  grace period). The compile here is held for 60 s, as a long C++ compile would be."""
+  train.train_and_evaluate(micro_config(total_steps=2), tmp_path)
+  saved = tree_hash(tmp_path / "checkpoints")
+  original = loop._lower_and_compile
+  compiling, release = threading.Event(), threading.Event()
+
+  def held_compile(jitted, args):
+    compiling.set()
+    release.wait(60)
+    return original(jitted, args)
+
+  sent = []
+
+  def preempt_once_compiling():
+    compiling.wait(60)
+    sent.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(loop, "_lower_and_compile", held_compile)
+  threading.Thread(target=preempt_once_compiling, daemon=True).start()
+  try:
+    with pytest.raises(preemption.Preempted, match=r"while compiling, before step 3.*newest checkpoint that verifies "
+                                                   r"is step 2"):
+      train.train_and_evaluate(micro_config(), tmp_path)
+    assert time.monotonic() - sent[0] < 10  # the compile still had about 60 s to go
+  finally:
+    release.set()
+  assert tree_hash(tmp_path / "checkpoints") == saved
+  monkeypatch.setattr(loop, "_lower_and_compile", original)
   assert train.train_and_evaluate(micro_config(), tmp_path)["step"] == 4
   assert_same_parameters(final_variables(tmp_path), final_variables(run))
 

@@ -131,6 +131,7 @@ def test_initialisation_normalises_each_step_input_like_an_unrolled_chain():
   np.testing.assert_allclose(jnp.std(normalised, (0, 1, 2)), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow  # 130 s on the 2-core CPU (three train steps compiled); fast: the gradient tests above
 def test_training_with_either_backprop_ends_with_the_same_parameters():
   final = {}
   for backprop in ("autodiff", "remat", "reversible"):

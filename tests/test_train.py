@@ -237,6 +237,7 @@ def _train_command(workdir, total_steps):
   ]
 
 
+@pytest.mark.slow  # 80 s on the 2-core CPU; fast: test_resumed_run_equals_uninterrupted_run and the SIGTERM tests
 def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
   env = {**os.environ, "XLA_FLAGS": ""}
   job = subprocess.Popen(_train_command(tmp_path, 100_000), cwd=REPO, env=env,

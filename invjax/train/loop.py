@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import os
 import pathlib
+import threading
 import time
 from collections.abc import Callable
 
@@ -123,6 +124,40 @@ def _stop_requested(watcher: preemption.SigtermWatcher, checkpoint_manager, step
   if jax.process_count() > 1:
     return checkpoint_manager.reached_preemption(step)
   return watcher.requested
+
+
+def _lower_and_compile(jitted, args: tuple):
+  """`jitted`'s executable for `args` (XLA's compile: seconds to minutes, in C++)."""
+  return jitted.lower(*args).compile()
+
+
+def compile_watching(jitted, args: tuple, watcher: preemption.SigtermWatcher, next_step: int):
+  """`jitted` compiled for `args` in a worker thread, while the main thread honours SIGTERM.
+
+  Python runs signal handlers in the main thread between bytecodes, so a compile there would
+  hold a SIGTERM until it ends (39 s in issue 23, past a preemption's ~30 s grace
+  period). Here the main thread waits in short slices and stops with `Preempted` as soon
+  as the watcher has seen SIGTERM: no step ran since the run was opened, so nothing needs saving
+  (the abandoned compile is a daemon thread and does not delay the exit)."""
+  outcome = {}
+
+  def compile_in_thread():
+    try:
+      outcome["compiled"] = _lower_and_compile(jitted, args)
+    except BaseException as error:  # handed to the main thread below
+      outcome["error"] = error
+
+  logging.info("Compiling the train step.")
+  thread = threading.Thread(target=compile_in_thread, name="compile", daemon=True)
+  thread.start()
+  while thread.is_alive():
+    thread.join(0.1)
+    if watcher.requested:
+      raise preemption.Preempted(f"Stopped by SIGTERM (preemption) while compiling, before step {next_step}: "
+                                 "no step needed saving.")
+  if "error" in outcome:
+    raise outcome["error"]
+  return outcome["compiled"]
 
 
 def build_checked(config, mesh, steps_per_epoch: int, first_images, key):
@@ -262,6 +297,10 @@ def _train(config, mesh, parts, state, step_key, steps_per_epoch, checkpoint_man
   writer.mark_start(int(state.step), writers.hardware())
   progress = writers.Progress(int(state.step), config.total_steps)
   batches = train_batches(config, mesh, int(state.step), steps_per_epoch)
+  if int(state.step) < config.total_steps:
+    first_batch = next(batches)
+    batches = itertools.chain([first_batch], batches)
+    train_step = compile_watching(train_step, (state, first_batch, step_key), watcher, int(state.step) + 1)
   evaluation = None
   if selector is not None and selector.due(int(state.step), int(state.step) == config.total_steps):
     selector.measure(state, int(state.step), writer)  # due before a stop that came right after its checkpoint

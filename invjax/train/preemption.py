@@ -4,7 +4,8 @@ Preemptible machines (cloud TPU and GPU VMs, most cluster schedulers) send
 SIGTERM and allow some seconds before killing the job. While a
 `SigtermWatcher` is active, SIGTERM only sets a flag; the training loop reads
 it after each step, saves that step, waits for the save, verifies it and stops
-with `Preempted`. (A job of several processes leaves SIGTERM to JAX's preemption
+with `Preempted` (and while its train step compiles, in slices of 0.1 s:
+`loop.compile_watching`; no step needs saving then). (A job of several processes leaves SIGTERM to JAX's preemption
 service instead, which agrees on one step for all: `loop._stop_requested`.) The next job on the workdir resumes from that step exactly
 (data order and noise depend only on (seed, step)), so a preempted run ends
 with the same parameters as an uninterrupted one. The handler is installed only
@@ -17,7 +18,7 @@ import threading
 
 
 class Preempted(Exception):
-  """The job stopped on SIGTERM after saving and verifying a checkpoint."""
+  """The job stopped on SIGTERM with every step it trained saved and verified."""
 
 
 class SigtermWatcher:
