@@ -19,7 +19,7 @@ DEMO_CONFIG ?= configs/mnist_demo.py
 DEMO_FIGURE ?= $(DEMO_DIR)/metamers.png
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all benchmark device-check results docs clean
+.PHONY: demo test test-all lint benchmark device-check results docs clean
 
 $(INSTALLED): pyproject.toml setup.py
 	python3 -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: $(INSTALLED)
 # Two workers: compilation dominates the suite and parallelises across the 2 cores.
 test: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
+lint: $(INSTALLED)
+	$(PYTHON) -m ruff check .
 
 test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)

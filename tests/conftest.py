@@ -15,6 +15,9 @@ import pathlib
 
 import pytest
 
+# Fixtures shared by several test files (the tiny ImageNet folders).
+pytest_plugins = ["imagenet_testing"]
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _CACHE = REPO_ROOT / ".pytest_cache"
 

@@ -9,12 +9,10 @@ import pathlib
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
 import pytest
 
 from configs import mnist_ce, mnist_cnn
-from invjax import data, train
+
 from testing_utils import untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 from configs import mnist_authors
-from invjax import data
-from invjax import logit_norm
-from invjax import losses
-from invjax import models
+from invjax import data, logit_norm, losses, models
 from invjax.analysis import features
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax import blocks
-from invjax import models
+from invjax import blocks, models
+
 import testing_utils
 
 
@@ -136,7 +136,7 @@ def test_jit_equals_eager(case):
   y, _ = block.apply(variables, x)
   for method, inputs in ((None, x), (block.inverse, y)):
     eager = block.apply(variables, inputs, method=method)
-    jitted = jax.jit(lambda v, a: block.apply(v, a, method=method))(variables, inputs)
+    jitted = jax.jit(lambda v, a, method=method: block.apply(v, a, method=method))(variables, inputs)
     # Rounding differs between one compiled program and op-by-op eager mode, and an ill-conditioned
     # inverse amplifies it: Chain's affine coupling has scales down to 6e-6 at these parameters, so
     # x2 = y2 / scale - shift cancels terms of size 15, and eager and jit are each 1.6e-5 to 2.2e-5

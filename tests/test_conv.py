@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax.blocks import conv
-from invjax.blocks import coupling
 import test_blocks
+from invjax.blocks import conv, coupling
 
 TOLERANCES = [(jnp.float32, 1e-5), (jnp.float64, 1e-10)]
 KERNEL_SHAPES = [(3, 3, 6, 16), (3, 3, 16, 6), (3, 3, 5, 5), (1, 1, 8, 12), (5, 5, 4, 3)]
@@ -34,7 +33,7 @@ def _both_formulations(function, *args):
 def _random_like(key, tree):
   leaves, treedef = jax.tree.flatten(tree)
   keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+  return jax.tree.unflatten(treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=False)])
 
 
 @pytest.mark.parametrize("kernel_shape", KERNEL_SHAPES)
@@ -67,7 +66,7 @@ def test_block_gradients_equal_autodiff_of_xla_convolution(case, dtype, toleranc
       def pulled_back(variables, x):
         forward = block.apply(variables, x, train=True, rngs=rngs)
         inverse = block.apply(variables, forward[0], method=block.inverse, train=True, rngs=rngs)
-        return sum(jnp.vdot(c, o) for c, o in zip(jax.tree.leaves(cotangents), jax.tree.leaves(forward))) + (
+        return sum(jnp.vdot(c, o) for c, o in zip(jax.tree.leaves(cotangents), jax.tree.leaves(forward), strict=False)) + (
             jnp.vdot(cotangents[0], inverse[0]) + jnp.vdot(cotangents[1], inverse[1]))
       return jax.grad(pulled_back, (0, 1))(variables, x)
 

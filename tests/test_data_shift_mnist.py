@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from invjax import data
 from invjax.data import figures, preprocess, shift_mnist, sources, textures
+
 from testing_utils import DTD_DIR
 
 NUM_TEST = 10_000

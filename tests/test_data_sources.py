@@ -8,6 +8,7 @@ import tensorflow_datasets as tfds
 
 from invjax import data
 from invjax.data import sources, textures
+
 from testing_utils import FASHION_MNIST_DIR, MNIST_DIR
 
 MNIST_TRAIN_HISTOGRAM = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -5,8 +5,7 @@ import json
 
 import pytest
 
-from experiments import benchmark
-from experiments import device_check
+from experiments import benchmark, device_check
 from test_train import micro_config
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from configs import mnist_cnn
+
 from testing_utils import untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -17,14 +17,10 @@ import numpy as np
 import pytest
 from jax import export
 
-from configs import imagenet_ice
-from configs import mnist_ice
-from invjax import data
-from invjax import metamers
-from invjax import models
-from invjax import parallel
-from invjax import train
+from configs import imagenet_ice, mnist_ice
+from invjax import data, metamers, models, parallel, train
 from invjax.blocks import conv
+
 import testing_utils
 
 ACCELERATORS = [("cuda",), ("tpu",)]

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from invjax import models
-from invjax import parallel
+
+from invjax import models, parallel
+
 import testing_utils
 
 

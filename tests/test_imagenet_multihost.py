@@ -3,7 +3,6 @@ each reading its own half of the generated tiny ImageNet, and agree."""
 
 import pytest
 
-from imagenet_testing import tiny_imagenet_dirs  # noqa: F401  (a fixture)
 from test_multihost import run_two_workers
 
 

@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from configs import imagenet_ce, imagenet_ice
-from imagenet_testing import tiny_imagenet_dirs  # noqa: F401  (a fixture)
 from invjax import train
 from invjax.train import run_folder
 

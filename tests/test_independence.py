@@ -5,10 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import base
-from configs import mnist_cnn
-from invjax import independence
-from invjax import objective
+from configs import base, mnist_cnn
+from invjax import independence, objective
 from invjax.train import validation
 
 NUM_CLASSES = 10

@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-import testing_utils
 from invjax import blocks, export, models
+
+import testing_utils
 
 
 def _block():

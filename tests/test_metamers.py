@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from invjax import metamers, models, parallel
+
 import testing_utils
 
 
@@ -31,7 +32,7 @@ def test_vmapped_batch_equals_one_example_at_a_time(model_variables_and_images):
   model, variables, x_logit_src, x_nuisance_src = model_variables_and_images
   batched = metamers.metameric_sample(model, variables, x_logit_src, x_nuisance_src)
   looped = [
-      metamers.metameric_sample(model, variables, a[None], b[None])[0] for a, b in zip(x_logit_src, x_nuisance_src)
+      metamers.metameric_sample(model, variables, a[None], b[None])[0] for a, b in zip(x_logit_src, x_nuisance_src, strict=False)
   ]
   np.testing.assert_allclose(batched, np.stack(looped), atol=1e-5)
 

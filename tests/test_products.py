@@ -6,10 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax.blocks import conv
-from invjax.blocks import coupling
-from invjax.blocks import products
 import test_conv
+from invjax.blocks import conv, coupling, products
 
 TOLERANCES = test_conv.TOLERANCES
 # The custom VJP rounds the cotangent to bfloat16 (8 significant bits, rounding error <= 2^-9)

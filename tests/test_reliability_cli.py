@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from configs import mnist_cnn
-from testing_utils import untrained_run
 from test_train import micro_config
+
+from testing_utils import untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ONE_DEVICE = {**os.environ, "XLA_FLAGS": ""}  # as a user runs the tools (configs' batch sizes need not divide 8)

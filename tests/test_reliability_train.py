@@ -24,15 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax import parallel
-from invjax import train
-from invjax.train import checkpoints
-from invjax.train import identity
-from invjax.train import integrity
-from invjax.train import loop
-from invjax.train import preemption
-from invjax.train import run_folder
-from invjax.train import workdir_lock
+from invjax import parallel, train
+from invjax.train import checkpoints, identity, integrity, loop, preemption, run_folder, workdir_lock
 from test_train import micro_config
 
 

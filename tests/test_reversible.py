@@ -7,12 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax import blocks
-from invjax import data
-from invjax import models
-from invjax import parallel
-from invjax import train
 from configs import mnist_ice
+from invjax import blocks, data, models, parallel, train
+
 import testing_utils
 
 PERMUTATIONS = ("reverse", "shuffle", "conv1x1")
@@ -111,7 +108,7 @@ def test_scanned_steps_equal_unrolled_steps_on_the_same_parameters(permutation):
   unrolled_y, unrolled_logdet = x, jnp.zeros(2)
   for i in range(3):
     step = blocks.FlowStep(permutation=permutation, coupling="affine", width=8, seed=7 + i)
-    step_params = jax.tree.map(lambda leaf: leaf[i], variables["params"]["steps"])
+    step_params = jax.tree.map(lambda leaf, i=i: leaf[i], variables["params"]["steps"])
     unrolled_y, step_logdet = step.apply({"params": step_params}, unrolled_y)
     unrolled_logdet += step_logdet
   # The same float32 arithmetic, fused differently inside and outside the scan: it agrees to a few ulps of
@@ -144,7 +141,7 @@ def test_training_with_either_backprop_ends_with_the_same_parameters():
     state = jax.jit(parts.create_state)(batch["image"], jax.random.key(0))
     step = jax.jit(train.make_train_step(config, parts.model, parts.nuisance_classifier, parts.flow_tx,
                                          parts.nuisance_tx))
-    for _, batch in zip(range(3), batches):
+    for _, batch in zip(range(3), batches, strict=False):
       state, metrics = step(state, batch, jax.random.key(1))
     final[backprop] = state.flow
   # Adamax moves every parameter by about the learning rate per step whatever its

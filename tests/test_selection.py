@@ -10,11 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from invjax import data
-from invjax import train
-from invjax.train import loop
-from invjax.train import preemption
-from invjax.train import run_folder
+from invjax import data, train
+from invjax.train import loop, preemption, run_folder
 from invjax.train.selection import job as selection_job
 from invjax.train.selection import measurement as measurement_lib
 from invjax.train.selection import rule

@@ -12,12 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import mnist_cnn
-from configs import mnist_ice
-from invjax import data
-from invjax import losses
-from invjax import parallel
-from invjax import train
+from configs import mnist_cnn, mnist_ice
+from invjax import data, losses, parallel, train
 from invjax.analysis import features
 from invjax.train import run_folder
 from invjax.train import state as state_lib
@@ -65,7 +61,7 @@ def _setup(config, batch):
 
 
 def _params_equal(a, b):
-  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=False))
 
 
 def test_loss_decreases_on_real_mnist(mnist_batch):

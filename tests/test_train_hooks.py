@@ -8,8 +8,7 @@ import time
 import pytest
 
 from invjax import train
-from invjax.train import checkpoints
-from invjax.train import run_folder
+from invjax.train import checkpoints, run_folder
 from test_train import micro_config
 
 

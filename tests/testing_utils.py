@@ -7,8 +7,7 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 
-from invjax import data
-from invjax import train
+from invjax import data, train
 from invjax.train import checkpoints
 
 

@@ -22,20 +22,21 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from invjax import data
-from invjax import parallel
-from invjax.train import checkpoints
-from invjax.train import identity
-from invjax.train import integrity
-from invjax.train import preemption
-from invjax.train import profiling
-from invjax.train import run_data
-from invjax.train import run_folder
+from invjax import data, parallel
+from invjax.train import (
+  checkpoints,
+  identity,
+  integrity,
+  preemption,
+  profiling,
+  run_data,
+  run_folder,
+  validation,
+  workdir_lock,
+  writers,
+)
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
-from invjax.train import validation
-from invjax.train import workdir_lock
-from invjax.train import writers
 from invjax.train.selection import job as selection_job
 
 

@@ -5,8 +5,9 @@ SIGTERM and allow some seconds before killing the job. While a
 `SigtermWatcher` is active, SIGTERM only sets a flag; the training loop reads
 it after each step, saves that step, waits for the save, verifies it and stops
 with `Preempted` (and while its train step compiles, in slices of 0.1 s:
-`loop.compile_watching`; no step needs saving then). (A job of several processes leaves SIGTERM to JAX's preemption
-service instead, which agrees on one step for all: `loop._stop_requested`.) The next job on the workdir resumes from that step exactly
+`loop.compile_watching`; no step needs saving then). (A job of several processes leaves SIGTERM to JAX's
+preemption service instead, which agrees on one step for all: `loop._stop_requested`.) The next job on the
+workdir resumes from that step exactly
 (data order and noise depend only on (seed, step)), so a preempted run ends
 with the same parameters as an uninterrupted one. The handler is installed only
 in the main thread (Python allows no other) and the previous one is put back on
