@@ -12,16 +12,12 @@ from invjax.analysis import features
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
 from invjax.train import validation
+from test_train import micro_config
 
 
 def micro_authors_config():
-  config = mnist_authors.get_config("tiny")
-  config.model.steps_per_level = 1
-  config.model.width = 8
-  config.nuisance_classifier.hidden = (32,)
-  config.nuisance_classifier.steps_per_batch = 1
-  config.batch_size = 32
-  return config
+  """test_train's micro config (a step compiles in seconds) with the authors' recipe."""
+  return mnist_authors.with_authors_recipe(micro_config(batch_size=32))
 
 
 @pytest.fixture(scope="module")
