@@ -139,9 +139,11 @@ def nuisance_term(
 MLE_OVER = ("z_n", "z")
 
 
-def modelled_latent(z: jax.Array, num_classes: int, mle_over: str) -> jax.Array:
-  """The part of the flat latent the maximum-likelihood term models: z_n (the default: the logits
-  are left free of any prior) or all of z (`mle_over="z"`, the authors' code)."""
+def modelled_latent(z: jax.Array, num_classes: int, loss_options) -> jax.Array:
+  """The part of the flat latent the maximum-likelihood term models, as `loss_options.mle_over` says:
+  z_n (the default, also for runs saved before the option: the logits are left free of any prior)
+  or all of z ("z", the authors' code)."""
+  mle_over = loss_options.get("mle_over", "z_n")
   if mle_over == "z":
     return z
   if mle_over == "z_n":

@@ -42,10 +42,11 @@ def test_the_head_normalises_by_the_batch_in_training_and_by_its_running_statist
 
 def test_mle_over_all_of_z_includes_the_logits():
   z = jnp.arange(12.0).reshape(2, 6)
-  np.testing.assert_array_equal(losses.modelled_latent(z, 2, "z_n"), z[:, 2:])
-  np.testing.assert_array_equal(losses.modelled_latent(z, 2, "z"), z)
+  np.testing.assert_array_equal(losses.modelled_latent(z, 2, {"mle_over": "z_n"}), z[:, 2:])
+  np.testing.assert_array_equal(losses.modelled_latent(z, 2, {}), z[:, 2:])  # a run saved before the option
+  np.testing.assert_array_equal(losses.modelled_latent(z, 2, {"mle_over": "z"}), z)
   with pytest.raises(ValueError, match="mle_over"):
-    losses.modelled_latent(z, 2, "logits")
+    losses.modelled_latent(z, 2, {"mle_over": "logits"})
 
 
 def test_the_2020_sign_negates_the_shuffled_term():

@@ -35,7 +35,7 @@ def logits_function(model: nn.Module) -> FeatureFunction:
   has one, under "logit_norm": `invjax.logit_norm`), the output of any other classifier."""
   if isinstance(model, models.FiRevNet):
     def fi_revnet_logits(variables, x):
-      z, _ = model.apply({"params": variables["params"]}, x)
+      z, _ = model.apply(variables, x)
       return logit_norm.classifier_logits(models.split_latent(z, model.num_classes)[0], variables.get("logit_norm"))
     return fi_revnet_logits
 

@@ -167,16 +167,16 @@ class FiRevNet(blocks.Bijection):
       raise ValueError(f"FiRevNet expects float32 images in [-1, 1]; got {x.dtype}: convert them with "
                        "x.astype(jnp.float32) (compute_dtype='bfloat16' runs the coupling networks in bfloat16).")
     logdet = blocks.bijection.zero_logdet(x)
-    density_logdet = logdet
+    prior_logdet = logdet  # the split priors' standardisations, sum of -s(z1)
     emitted, standardised = [], []
     for level, chain in enumerate(self.levels):
       x, level_logdet = chain(x, train=train)
       logdet = logdet + level_logdet
       if self.split and level < self.num_levels - 1:
         if self.split_priors:
-          kept_and_eps, prior_logdet = self.split_priors[level](x)
+          kept_and_eps, level_prior_logdet = self.split_priors[level](x)
           standardised.append(blocks.split_channels(kept_and_eps)[1])
-          density_logdet = density_logdet + prior_logdet
+          prior_logdet = prior_logdet + level_prior_logdet
         x, latent = blocks.split_channels(x)
         emitted.append(latent)
     if self.dct is not None:
@@ -184,7 +184,7 @@ class FiRevNet(blocks.Bijection):
     z = self._flatten(x, emitted)
     if not self.split_priors:
       return z, logdet, z, logdet
-    return z, logdet, self._flatten(x, standardised), logdet + density_logdet
+    return z, logdet, self._flatten(x, standardised), logdet + prior_logdet
 
   def inverse(self, z: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
     """Maps latents `z (B, d)` back to images and log|det dx/dz| `(B,)`."""

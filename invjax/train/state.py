@@ -122,7 +122,7 @@ def create(
   if config.model.kind == "fi_revnet":
     z, _, density_latent, _ = model.apply({"params": model_params}, first_images, method="density")
     _, z_n = models.split_latent(z, model.num_classes)
-    modelled = losses.modelled_latent(density_latent, model.num_classes, config.loss.get("mle_over", "z_n"))
+    modelled = losses.modelled_latent(density_latent, model.num_classes, config.loss)
     flow["prior"] = losses.FactorialGaussian().init(prior_key, modelled)["params"]
     if config.loss.get("logit_batch_norm", False):
       flow["logit_norm"] = logit_norm.init(model.num_classes)

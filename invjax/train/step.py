@@ -71,7 +71,6 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
-  mle_over = weights.get("mle_over", "z_n")
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -106,7 +105,7 @@ def make_train_step(
         z_s, z_n = models.split_latent(z, num_classes)
         logits = logit_norm.classifier_logits(z_s, head_params.get("logit_norm"), batch_statistics=True)
         latent_nll = losses.FactorialGaussian().apply(
-            {"params": head_params["prior"]}, losses.modelled_latent(density_latent, num_classes, mle_over))
+            {"params": head_params["prior"]}, losses.modelled_latent(density_latent, num_classes, weights))
         inputs = objective.TermInputs(
             logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=density_logdet,
             nuisance_logits=nuisance_classifier.apply({"params": nuisance}, z_n),
@@ -172,7 +171,7 @@ def make_eval_step(config, model, nuisance_classifier) -> Callable[[state_lib.Tr
     if not is_flow:
       return sums
     nuisance_logits = nuisance_classifier.apply({"params": state.nuisance}, z_n)
-    modelled = losses.modelled_latent(density_latent, config.num_classes, config.loss.get("mle_over", "z_n"))
+    modelled = losses.modelled_latent(density_latent, config.num_classes, config.loss)
     bits = losses.bits_per_dim(
         losses.FactorialGaussian().apply({"params": state.flow["prior"]}, modelled), density_logdet, z.shape[1])
     sums["nuisance_errors"] = jnp.sum(mask * (jnp.argmax(nuisance_logits, -1) != labels))
