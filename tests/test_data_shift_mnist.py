@@ -10,7 +10,7 @@ import tensorflow as tf
 from invjax import data
 from invjax.data import figures, preprocess, shift_mnist, sources, textures
 
-from testing_utils import DTD_DIR
+from testing_utils import DTD_DIR, ONE_DEVICE_XLA_FLAGS
 
 NUM_TEST = 10_000
 
@@ -209,7 +209,7 @@ def test_show_data_writes_a_png(tmp_path, tfds_dir):
   finished = subprocess.run(
       [sys.executable, "-m", "experiments.show_data", "--dataset=shift_mnist/binary", "--split=test_shifted",
        f"--out={out}", f"--data_dir={tfds_dir}", "--num_examples=16"],
-      cwd=pathlib.Path(__file__).resolve().parents[1], env={**os.environ, "XLA_FLAGS": ""},
+      cwd=pathlib.Path(__file__).resolve().parents[1], env={**os.environ, "XLA_FLAGS": ONE_DEVICE_XLA_FLAGS},
       capture_output=True, text=True, timeout=300)
   assert finished.returncode == 0, finished.stderr[-2000:]
   assert out.read_bytes().startswith(b"\x89PNG")
@@ -222,7 +222,7 @@ def test_show_data_without_textures_ends_in_one_line(tmp_path, tfds_dir):
   import subprocess
   import sys
 
-  environment = {**os.environ, "INVJAX_DTD_DIR": str(tmp_path / "no_dtd"), "XLA_FLAGS": ""}
+  environment = {**os.environ, "INVJAX_DTD_DIR": str(tmp_path / "no_dtd"), "XLA_FLAGS": ONE_DEVICE_XLA_FLAGS}
   finished = subprocess.run(
       [sys.executable, "-m", "experiments.show_data", "--dataset=shift_mnist/textured", f"--out={tmp_path / 'g.png'}",
        f"--data_dir={tfds_dir}"], cwd=pathlib.Path(__file__).resolve().parents[1], env=environment,

@@ -20,7 +20,7 @@ def run_two_workers(worker: str, *arguments, timeout: int = 400) -> list[list[st
   """Runs tests/`worker` PORT PROCESS_ID *arguments as two processes on localhost with one
   CPU device each; returns the stdout lines of each (and fails on a non-zero exit)."""
   port = _free_port()
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0",
          "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
   workers = [
       subprocess.Popen([sys.executable, str(TESTS / worker), str(port), str(i), *map(str, arguments)],

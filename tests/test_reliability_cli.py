@@ -21,10 +21,10 @@ import pytest
 from configs import mnist_cnn
 from test_train import micro_config
 
-from testing_utils import untrained_run
+from testing_utils import ONE_DEVICE_XLA_FLAGS, untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ONE_DEVICE = {**os.environ, "XLA_FLAGS": ""}  # as a user runs the tools (configs' batch sizes need not divide 8)
+ONE_DEVICE = {**os.environ, "XLA_FLAGS": ONE_DEVICE_XLA_FLAGS}  # as a user runs the tools (configs' batch sizes need not divide 8)
 
 _DRIVER = """
 import contextlib, io, json, sys, traceback

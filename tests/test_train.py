@@ -19,6 +19,8 @@ from invjax.train import run_folder
 from invjax.train import state as state_lib
 from invjax.train import step as step_lib
 
+from testing_utils import ONE_DEVICE_XLA_FLAGS
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -235,7 +237,7 @@ def _train_command(workdir, total_steps):
 
 @pytest.mark.slow  # 80 s on the 2-core CPU; fast: test_resumed_run_equals_uninterrupted_run and the SIGTERM tests
 def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
-  env = {**os.environ, "XLA_FLAGS": ""}
+  env = {**os.environ, "XLA_FLAGS": ONE_DEVICE_XLA_FLAGS}
   job = subprocess.Popen(_train_command(tmp_path, 100_000), cwd=REPO, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   checkpoints = tmp_path / "checkpoints"

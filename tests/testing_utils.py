@@ -29,6 +29,8 @@ def cast(tree, dtype):
 MNIST_DIR = pathlib.Path(os.environ["INVJAX_MNIST_DIR"])
 FASHION_MNIST_DIR = pathlib.Path(os.environ["INVJAX_FASHION_MNIST_DIR"])
 DTD_DIR = pathlib.Path(os.environ["INVJAX_DTD_DIR"])
+# conftest.py's XLA flags without the eight virtual devices: for tools run as a user runs them.
+ONE_DEVICE_XLA_FLAGS = os.environ["XLA_FLAGS"].replace("--xla_force_host_platform_device_count=8", "").strip()
 
 
 def untrained_run(config, workdir: pathlib.Path) -> pathlib.Path:
