@@ -19,7 +19,7 @@ DEMO_CONFIG ?= configs/mnist_demo.py
 DEMO_FIGURE ?= $(DEMO_DIR)/metamers.png
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all lint benchmark device-check results docs clean
+.PHONY: demo test test-slow test-all lint benchmark device-check results docs clean
 
 $(INSTALLED): pyproject.toml setup.py
 	python3 -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(INSTALLED)
 # ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check .
+
+# The tests `make test` leaves out (marked slow: end-to-end jobs, exhaustive sweeps); CI runs them after it.
+test-slow: $(INSTALLED)
+	$(PYTHON) -m pytest -n 2 -m slow $(PYTEST_ARGS)
 
 test-all: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)

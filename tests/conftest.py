@@ -10,7 +10,8 @@ Environment, set before any test module imports jax or TensorFlow:
   tests' programs are small and run briefly, so LLVM's optimisation passes cost
   far more than they save (the micro train step compiles in about 0.6x the time);
 - the real data of ../shared/data unless INVJAX_*_DIR say otherwise, and a TFDS
-  data directory of the test suite's own.
+  data directory of the test suite's own, with MNIST prepared in it once, before the workers start
+  (preparing it takes about 20 s: once per worker, it was the suite's slowest fixture).
 """
 
 import os
@@ -29,25 +30,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax-compilation"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-os.environ.setdefault("TFDS_DATA_DIR", str(_CACHE / "tensorflow_datasets"))
+_TFDS_DIR = _CACHE / "tensorflow_datasets"
+os.environ.setdefault("TFDS_DATA_DIR", str(_TFDS_DIR))
 for _variable, _folder in [("INVJAX_MNIST_DIR", "mnist"), ("INVJAX_FASHION_MNIST_DIR", "fashion_mnist"),
                            ("INVJAX_DTD_DIR", "dtd")]:
   os.environ.setdefault(_variable, str(REPO_ROOT.parent / "shared" / "data" / _folder))
 
 
 def pytest_configure(config):
-  """Prepares MNIST once, before test workers start, so that they never race to prepare it."""
+  """Prepares MNIST once, before test workers start, so that they never race to prepare it: in the
+  suite's TFDS directory and in TFDS_DATA_DIR (the same folder unless the environment names another)."""
   if not hasattr(config, "workerinput"):
     from invjax.data import sources
 
-    sources.prepare("mnist")
+    for directory in {_TFDS_DIR, pathlib.Path(os.environ["TFDS_DATA_DIR"])}:
+      sources.prepare("mnist", data_dir=directory)
 
 
 @pytest.fixture(scope="session")
-def tfds_dir(tmp_path_factory) -> pathlib.Path:
-  """A TFDS data directory of the session's own, with MNIST prepared in it."""
-  from invjax.data import sources
+def tfds_dir() -> pathlib.Path:
+  """The test suite's own TFDS data directory, with MNIST prepared in it (tests add other datasets)."""
+  return _TFDS_DIR
 
-  directory = tmp_path_factory.getbasetemp() / "tfds"
-  sources.prepare("mnist", data_dir=directory)
-  return directory
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory) -> tuple[pathlib.Path, dict]:
+  """A finished 4-step run of `test_train.micro_config()` (checkpoints 2 and 4) and its final
+  metrics, trained once per test worker for every test that reads such a run. Tests that change a
+  run work on a copy (`test_reliability_train.run_copy`)."""
+  from invjax import train
+  from test_train import micro_config
+
+  workdir = tmp_path_factory.mktemp("micro_run")
+  return workdir, train.train_and_evaluate(micro_config(), workdir)

@@ -29,7 +29,8 @@ def run_experiment(name: str, *flags: str) -> subprocess.CompletedProcess:
 POSTHOC_FLAGS = ("--posthoc", "--posthoc_train_examples=256", "--posthoc_test_examples=64", "--posthoc_epochs=1")
 
 
-@pytest.mark.parametrize("posthoc", [False, pytest.param(True, marks=pytest.mark.slow)])
+@pytest.mark.slow  # 40 s on the 2-core CPU (a subprocess compiling every analysis); fast: test_metamers, test_analysis_*
+@pytest.mark.parametrize("posthoc", [False, True])
 def test_metamers_experiment_writes_figures_and_metrics(tmp_path, posthoc):
   flow_config = mnist_ce.get_config("tiny")
   flow_config.model.steps_per_level, flow_config.model.width = 1, 8

@@ -26,6 +26,7 @@ def test_mnist_counts_and_label_histograms(tfds_dir):
   assert data.num_examples("shift_mnist/textured", "test_shifted") == 10_000
 
 
+@pytest.mark.slow  # 25 s on the 2-core CPU: TFDS prepares Fashion-MNIST from its files
 def test_fashion_mnist_has_its_own_download_dir(tfds_dir):
   sources.prepare("fashion_mnist", data_dir=tfds_dir, manual_dir=FASHION_MNIST_DIR)
   digits, labels = sources.load_digits("fashion_mnist", "test", data_dir=tfds_dir)

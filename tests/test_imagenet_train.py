@@ -51,6 +51,7 @@ def _assert_top5_at_most_top1(workdir: pathlib.Path) -> None:
     assert 0 <= top5 <= top1 <= 100
 
 
+@pytest.mark.slow  # 40 s on the 2-core CPU; fast: the ImageNet data tests and the step's lowering (test_export_platforms)
 def test_tiny_job_trains_and_evaluates_top1_and_top5(tiny_imagenet_dirs, tmp_path):
   """The fast part of the test below: the ImageNet job's one compile of its train and eval steps."""
   assert train.train_and_evaluate(_tiny_config(tiny_imagenet_dirs[1]), str(tmp_path))["step"] == 3

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 TESTS = pathlib.Path(__file__).resolve().parent
 
 
@@ -35,6 +37,7 @@ def run_two_workers(worker: str, *arguments, timeout: int = 400) -> list[list[st
   return outputs
 
 
+@pytest.mark.slow  # 50 s on the 2-core CPU (two processes, each compiling); fast: test_train's sharded step
 def test_two_processes_end_with_identical_parameters(tmp_path):
   outputs = [[line for line in lines if line.startswith("FINGERPRINT")]
              for lines in run_two_workers("multihost_worker.py", tmp_path)]

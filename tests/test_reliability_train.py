@@ -1,7 +1,7 @@
 """Reliability of training runs (issue 17): no bad input or fault loses a run, resumes it
 wrongly or ends without naming a checkpoint to resume from.
 
-One micro run (4 steps, checkpoints 2 and 4) is trained once per module; tests that
+One micro run (4 steps, checkpoints 2 and 4; conftest's `micro_run`) is trained once per worker; tests that
 change a run work on copies of it.
 """
 
@@ -44,12 +44,10 @@ def assert_same_parameters(a, b):
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> pathlib.Path:
-  """A finished 4-step run with checkpoints 2 and 4."""
-  workdir = tmp_path_factory.mktemp("run")
-  train.train_and_evaluate(micro_config(), workdir)
-  return workdir
+@pytest.fixture
+def run(micro_run) -> pathlib.Path:
+  """A finished 4-step run with checkpoints 2 and 4 (conftest's, shared with test_train)."""
+  return micro_run[0]
 
 
 @pytest.fixture

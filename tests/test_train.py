@@ -178,12 +178,12 @@ def test_sharded_step_equals_single_device_step(mnist_batch):
                sharded_state.flow, single_state.flow)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
-  straight = train.train_and_evaluate(micro_config(), str(tmp_path / "straight"))
+def test_resumed_run_equals_uninterrupted_run(micro_run, tmp_path):
+  straight_dir, straight = micro_run
   train.train_and_evaluate(micro_config(total_steps=2), str(tmp_path / "resumed"))
   resumed = train.train_and_evaluate(micro_config(), str(tmp_path / "resumed"))
   assert resumed["step"] == straight["step"] == 4
-  a, b = train.load_run(tmp_path / "straight"), train.load_run(tmp_path / "resumed")
+  a, b = train.load_run(straight_dir), train.load_run(tmp_path / "resumed")
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a.variables, b.variables)
   for name in ("test/logit_error", "test/bits_per_dim"):
     np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-4)
@@ -192,13 +192,13 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert 0 < run_folder.wall_seconds(records) < 600
 
 
-def test_run_writes_metrics_and_loads_for_analysis(tmp_path):
-  final = train.train_and_evaluate(micro_config(), str(tmp_path))
+def test_run_writes_metrics_and_loads_for_analysis(micro_run):
+  workdir, final = micro_run
   assert {"test/logit_error", "test/nuisance_error", "test/bits_per_dim", "train/logit_error"} <= set(final)
-  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
   assert len(lines) >= 3
-  assert list((tmp_path / "tensorboard").iterdir())
-  run = train.load_run(tmp_path)
+  assert list((workdir / "tensorboard").iterdir())
+  run = train.load_run(workdir)
   assert run.kind == "fi_revnet" and run.step == 4
   z, _ = run.model.apply(run.variables, jnp.zeros((2, 32, 32, 3)))
   assert z.shape == (2, 3072)

@@ -108,9 +108,14 @@ def _resume_point(checkpoint_manager, abstract_state, workdir: pathlib.Path) -> 
           "running the same command again resumes from it.")
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """Whether every entry of `tree` is finite: one program (leaf by leaf, eagerly, it was two per leaf)."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
 def _check_finite(state, step: int) -> None:
-  finite = jax.tree.reduce(lambda a, b: a & b, jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), state.flow))
-  if not bool(finite):
+  if not bool(_all_finite(state.flow)):
     raise FloatingPointError(f"The parameters became non-finite by step {step}: training diverged.")
 
 
