@@ -217,6 +217,7 @@ def test_show_data_writes_a_png(tmp_path, tfds_dir):
     figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
 def test_show_data_without_textures_ends_in_one_line(tmp_path, tfds_dir):
   """Issue 23: the message was good but came with a full traceback."""
   import subprocess
