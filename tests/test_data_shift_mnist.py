@@ -199,6 +199,7 @@ def test_missing_dtd_folder_says_what_to_do(tmp_path, tfds_dir):
     shift_mnist.load("textured", "train", data_dir=tfds_dir, dtd_dir=tmp_path)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
 def test_show_data_writes_a_png(tmp_path, tfds_dir):
   """As a command, in its own process: experiments modules define absl flags at import (two of
   them define --out), so importing one into a test worker that imported another fails."""

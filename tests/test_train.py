@@ -66,6 +66,7 @@ def _params_equal(a, b):
   return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=False))
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
 def test_loss_decreases_on_real_mnist(mnist_batch):
   config = micro_config(**{"optimizer.learning_rate": 3e-3, "model.dropout": 0.0,
                             "model.width": 16, "model.steps_per_level": 2})
@@ -118,7 +119,7 @@ def _reference_kernel_cka(logits, z_n, labels):
 
 
 @pytest.mark.parametrize("weight_name,term,expected_term", [
-    ("logit_penalty_weight", "logit_penalty", _half_mean_squared_norm),
+    pytest.param("logit_penalty_weight", "logit_penalty", _half_mean_squared_norm, marks=pytest.mark.slow),
     ("label_dependence_weight", "label_dependence", _reference_kernel_cka),
 ])
 def test_extra_loss_term_is_added_with_its_weight(mnist_batch, weight_name, term, expected_term):
@@ -145,6 +146,7 @@ def test_label_dependence_is_one_for_the_labels_and_near_its_floor_for_noise():
   np.testing.assert_allclose(losses.label_dependence(100.0 * half_noise, labels, 10), dependent, rtol=1e-4)
 
 
+@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
 def test_reset_classifier_forgets_its_past_only_on_reset_steps(mnist_batch):
   """Two states that differ only in the nuisance classifier's history train alike at a
   reset step (a multiple of reset_every_steps) and differently at any other step."""
