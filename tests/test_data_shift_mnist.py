@@ -199,7 +199,7 @@ def test_missing_dtd_folder_says_what_to_do(tmp_path, tfds_dir):
     shift_mnist.load("textured", "train", data_dir=tfds_dir, dtd_dir=tmp_path)
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_show_data_writes_a_png(tmp_path, tfds_dir):
   """As a command, in its own process: experiments modules define absl flags at import (two of
   them define --out), so importing one into a test worker that imported another fails."""
@@ -218,7 +218,7 @@ def test_show_data_writes_a_png(tmp_path, tfds_dir):
     figures.example_grid(np.zeros((2, 100)), np.zeros(2, int))
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_show_data_without_textures_ends_in_one_line(tmp_path, tfds_dir):
   """Issue 23: the message was good but came with a full traceback."""
   import subprocess

@@ -44,7 +44,7 @@ def test_evaluate_reports_accuracy_and_confusion_of_raw_digits(cnn_run, tmp_path
   assert (tmp_path / "result.json").exists()
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_evaluate_refuses_a_bad_file_and_says_what_is_accepted(cnn_run, tmp_path):
   finished = _evaluate(cnn_run, np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4, np.int64), tmp_path)
   assert finished.returncode == 1

@@ -104,7 +104,7 @@ def test_training_mode_needs_and_uses_dropout_keys():
   assert not np.allclose(z_a, z_b)
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_vmap_grad_and_sharding_agree_with_plain_calls():
   model = _tiny()
   x = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3), minval=-1, maxval=1)

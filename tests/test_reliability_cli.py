@@ -117,7 +117,7 @@ def _cases(folder: pathlib.Path) -> dict[str, list[tuple[list[str], str]]]:
   }
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_bad_command_lines_end_in_one_line_and_status_1(runs):
   cases = _cases(runs)
   jobs = {tool: _start(tool, [argv for argv, _ in tool_cases]) for tool, tool_cases in cases.items()}

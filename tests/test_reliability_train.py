@@ -100,7 +100,7 @@ def test_a_workdir_in_use_is_refused_and_a_killed_holder_leaves_no_lock(run):
       fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_safe_changes_resume_and_are_recorded(run_copy):
   final = train.train_and_evaluate(micro_config(total_steps=6, eval_every_steps=3, keep_checkpoints=1), run_copy)
   assert final["step"] == 6
@@ -136,7 +136,7 @@ def _flip_bytes(checkpoint: pathlib.Path) -> None:
   data_file.write_bytes(bytes(raw))
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_is_moved_aside_and_the_run_resumes_from_the_one_before(run, run_copy, caplog):
   _flip_bytes(run_copy / "checkpoints" / "4")
   caplog.set_level(logging.INFO)
@@ -290,7 +290,7 @@ def test_divergence_stops_after_the_save_in_flight_and_names_a_verified_checkpoi
   assert train.load_run(tmp_path).step == 1
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_a_crash_in_the_final_evaluation_loses_no_step(tmp_path, monkeypatch):
   def broken(*args):
     raise RuntimeError("evaluation failed")
@@ -309,7 +309,7 @@ def _slow_work(step):
   return jax.lax.fori_loop(0, 40, lambda _, y: jnp.tanh(y @ y), start).mean()
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_the_loop_dispatches_at_most_one_step_ahead_of_the_running_one(tmp_path, monkeypatch):
   """Were Python to run ahead of the device, a SIGTERM (a preemption notice, seconds of grace) would be
   saved only after every step already dispatched had run; between log steps that can be dozens."""
@@ -372,7 +372,7 @@ def test_sigterm_saves_the_current_step_and_the_resumed_run_ends_like_an_uninter
   assert_same_parameters(final_variables(tmp_path), final_variables(run))
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_sigterm_during_the_first_compile_stops_the_job_at_once_and_the_rerun_resumes(run, tmp_path, monkeypatch):
   """Issue 23: a SIGTERM while XLA compiled waited for the compile's end (39 s, past a preemption's
   grace period). The compile here is held for 60 s, as a long C++ compile would be."""

@@ -122,7 +122,7 @@ def test_model_size_names_levels_steps_and_width():
   assert collect.model_size(config) == "3x2+2+6 w48"
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
   runs, out = tmp_path / "runs", tmp_path / "results"
   config = shift_mnist_ce.get_config("cpu")
@@ -152,7 +152,7 @@ def test_main_keeps_the_rows_of_groups_without_run_folders(tmp_path):
   assert len(json.loads((out / "textured_curve.json").read_text())) == 2
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_main_keeps_earlier_rows_of_runs_without_folders_and_recollects_the_others(tmp_path):
   runs, out = tmp_path / "runs", tmp_path / "results"
   config = shift_mnist_ce.get_config("full")
@@ -239,7 +239,7 @@ def test_objectives_rows_give_every_term_weight_the_architecture_and_each_part_o
   assert collect.markdown_table([row], collect.TABLES["objectives"]).count("| - |") >= 1  # split parts absent
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_main_writes_next_to_the_runs_and_never_replaces_published_rows_unasked(tmp_path):
   """Issue 23: `--runs=MYRUNS` wrote into the repository's results/ and docs/figures/, replacing
   the published row of a run of the same name."""

@@ -71,7 +71,7 @@ def test_remat_gradients_equal_autodiff(permutation, coupling, dtype, tolerance)
   assert _max_relative_error(actual, expected) <= tolerance
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_remat_and_reversible_keep_fewer_activations_than_autodiff():
   """XLA's count of the buffers live while the gradient is computed (besides its arguments and outputs)."""
   x = jnp.zeros((16, 16, 16, 1))

@@ -66,7 +66,7 @@ def _params_equal(a, b):
   return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=False))
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_loss_decreases_on_real_mnist(mnist_batch):
   config = micro_config(**{"optimizer.learning_rate": 3e-3, "model.dropout": 0.0,
                             "model.width": 16, "model.steps_per_level": 2})
@@ -146,7 +146,7 @@ def test_label_dependence_is_one_for_the_labels_and_near_its_floor_for_noise():
   np.testing.assert_allclose(losses.label_dependence(100.0 * half_noise, labels, 10), dependent, rtol=1e-4)
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_reset_classifier_forgets_its_past_only_on_reset_steps(mnist_batch):
   """Two states that differ only in the nuisance classifier's history train alike at a
   reset step (a multiple of reset_every_steps) and differently at any other step."""

@@ -24,13 +24,13 @@ def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
   assert steps == {2, 3}
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_no_profile_by_default(tmp_path):
   train.train_and_evaluate(micro_config(total_steps=1), tmp_path)
   assert not (tmp_path / run_folder.PROFILE_DIR).exists()
 
 
-@pytest.mark.slow  # over 10 s on the 2-core CPU (make test-slow, CI)
+@pytest.mark.slow
 def test_a_deadline_ends_the_job_saved_and_evaluated_and_the_run_resumes(tmp_path):
   final = train.train_and_evaluate(micro_config(total_steps=1000), tmp_path, deadline=time.time())
   assert final["step"] == 1 and "test/logit_error" in final
