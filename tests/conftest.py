@@ -10,8 +10,9 @@ Environment, set before any test module imports jax or TensorFlow:
   tests' programs are small and run briefly, so LLVM's optimisation passes cost
   far more than they save (the micro train step compiles in about 0.6x the time);
 - the real data of ../shared/data unless INVJAX_*_DIR say otherwise, and a TFDS
-  data directory of the test suite's own, with MNIST prepared in it once, before the workers start
-  (preparing it takes about 20 s: once per worker, it was the suite's slowest fixture).
+  data directory of the test suite's own. The first test that reads MNIST prepares it there (about
+  20 s); a worker that needs it meanwhile waits on `sources`' file lock, and the other worker's
+  tests that do not read it go on.
 """
 
 import os
@@ -37,19 +38,10 @@ for _variable, _folder in [("INVJAX_MNIST_DIR", "mnist"), ("INVJAX_FASHION_MNIST
   os.environ.setdefault(_variable, str(REPO_ROOT.parent / "shared" / "data" / _folder))
 
 
-def pytest_configure(config):
-  """Prepares MNIST once, before test workers start, so that they never race to prepare it: in the
-  suite's TFDS directory and in TFDS_DATA_DIR (the same folder unless the environment names another)."""
-  if not hasattr(config, "workerinput"):
-    from invjax.data import sources
-
-    for directory in {_TFDS_DIR, pathlib.Path(os.environ["TFDS_DATA_DIR"])}:
-      sources.prepare("mnist", data_dir=directory)
-
-
 @pytest.fixture(scope="session")
 def tfds_dir() -> pathlib.Path:
-  """The test suite's own TFDS data directory, with MNIST prepared in it (tests add other datasets)."""
+  """The test suite's own TFDS data directory (the default TFDS_DATA_DIR of the tests and their
+  subprocesses): datasets are prepared in it on first use."""
   return _TFDS_DIR
 
 

@@ -5,11 +5,13 @@ import pathlib
 
 import pytest
 
-from invjax.data import imagenet, tiny_imagenet
-
 
 def prepare_tiny_imagenet(base: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
   """(manual_dir, data_dir) of a tiny ImageNet under `base`, written and prepared if not yet."""
+  # Imported here: pytest-xdist's controller loads this plugin and runs no test; it starts the
+  # workers sooner without importing TensorFlow.
+  from invjax.data import imagenet, tiny_imagenet
+
   manual, data_dir = base / "manual", base / "tfds"
   if not (data_dir / "imagenet2012").is_dir():
     tiny_imagenet.write(manual)

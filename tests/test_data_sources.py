@@ -1,6 +1,9 @@
 """MNIST and Fashion-MNIST through TFDS from the original files; catalogue errors."""
 
+import concurrent.futures
+import fcntl
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +122,33 @@ def test_dataset_prepared_by_another_process_meanwhile_is_read(tfds_dir, tmp_pat
 
   monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", prepared_by_another_process)
   builder = sources.prepare("mnist", data_dir=tmp_path, manual_dir=MNIST_DIR)
+  labels = tfds.as_numpy(builder.as_dataset(split="test", batch_size=-1))["label"]
+  assert np.bincount(labels).tolist() == MNIST_TEST_HISTOGRAM
+
+
+def test_a_process_that_finds_another_preparing_waits_and_reads_its_dataset(tfds_dir, tmp_path, monkeypatch,
+                                                                            caplog):
+  """The test workers, or two runs started together on a fresh machine: while one process prepares
+  MNIST (it holds the data directory's lock), another waits, says so, and then reads that dataset
+  without preparing it again."""
+  sources.prepare("mnist", data_dir=tfds_dir)
+
+  def prepared_twice(*args, **kwargs):
+    raise AssertionError("MNIST was prepared again")
+
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", prepared_twice)
+  waiting_line = f"Another process is preparing mnist in {tmp_path}: waiting for it."
+  with (open(tmp_path / ".mnist.lock", "w") as lock, concurrent.futures.ThreadPoolExecutor(1) as pool,
+        caplog.at_level("WARNING", logger=sources.__name__)):
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    waiter = pool.submit(sources.prepare, "mnist", data_dir=tmp_path, manual_dir=MNIST_DIR)
+    deadline = time.monotonic() + 60
+    while waiting_line not in caplog.messages and time.monotonic() < deadline:
+      time.sleep(0.05)
+    assert waiting_line in caplog.messages and not waiter.done()
+    shutil.copytree(tfds_dir / "mnist", tmp_path / "mnist")  # the other process finishes
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    builder = waiter.result(timeout=60)
   labels = tfds.as_numpy(builder.as_dataset(split="test", batch_size=-1))["label"]
   assert np.bincount(labels).tolist() == MNIST_TEST_HISTOGRAM
 

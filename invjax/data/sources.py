@@ -12,16 +12,21 @@
 * otherwise by the normal TFDS download, announced in one line (logged as a
   warning) since it needs the internet.
 
+Several processes that find the dataset missing at once (runs started together on a fresh
+machine, test workers) prepare it once: they take turns on a file lock in a local data directory.
+
 Each dataset gets its own download directory `<data_dir>/downloads/<name>`: the
 MNIST and Fashion-MNIST files share names and would collide in TFDS's extraction
 cache.
 """
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -105,21 +110,60 @@ def verify_manual_files(name: str, manual_dir: str | os.PathLike) -> None:
       )
 
 
-def download_and_prepare(builder: tfds.core.DatasetBuilder, **kwargs) -> tfds.core.DatasetBuilder:
-  """`builder.download_and_prepare(**kwargs)`, or the dataset another process prepared meanwhile.
+@contextlib.contextmanager
+def _one_preparer(builder: tfds.core.DatasetBuilder) -> Iterator[None]:
+  """Holds an exclusive lock on `<data_dir>/.<name>.lock` while the body runs, where one can be held.
 
-  TFDS writes a dataset into a temporary folder and renames it when complete. When two processes
-  prepare the same dataset at once (two runs started together on a fresh machine), the second
-  rename fails with FileExistsError although the dataset is complete; that process then reads the
-  dataset the first one wrote, instead of failing its run.
+  Local data directories on POSIX systems only (`fcntl.flock`); in a bucket, or without `fcntl`,
+  the body runs unguarded. Waiting for another process is said in one line.
   """
+  root = os.fspath(builder.data_dir_root)
   try:
-    builder.download_and_prepare(**kwargs)
-  except FileExistsError:
-    if not builder.is_prepared():
-      raise
-    return tfds.builder(f"{builder.name}:{builder.version}", data_dir=os.fspath(builder.data_dir_root))
+    import fcntl
+  except ImportError:  # Windows: no flock.
+    fcntl = None
+  if fcntl is None or "://" in root:
+    yield
+    return
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f".{builder.name}.lock"), "w") as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      _LOGGER.warning("Another process is preparing %s in %s: waiting for it.", builder.name, root)
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def download_and_prepare(builder: tfds.core.DatasetBuilder, **kwargs) -> tfds.core.DatasetBuilder:
+  """`builder.download_and_prepare(**kwargs)` once, however many processes ask for the dataset at once.
+
+  Two runs started together on a fresh machine, or the test suite's workers, may all find the
+  dataset missing. In a local data directory they take turns on a file lock (`_one_preparer`): the
+  first prepares, the others wait and then read what it wrote. Where no lock holds (a bucket), each
+  prepares: TFDS writes into a temporary folder and renames it when complete, so every rename but
+  the first fails with FileExistsError although the dataset is complete; such a process reads the
+  dataset the first one wrote instead of failing its run.
+  """
+  with _one_preparer(builder):
+    if builder.is_prepared():  # by the process this one waited for
+      return _reopened(builder)
+    try:
+      builder.download_and_prepare(**kwargs)
+    except FileExistsError:
+      if not builder.is_prepared():
+        raise
+      return _reopened(builder)
   return builder
+
+
+def _reopened(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetBuilder:
+  """A new builder of `builder`'s dataset and version, made to read what another process prepared
+  after `builder` was made (`builder` found nothing to read then)."""
+  return tfds.builder(f"{builder.name}:{builder.version}", data_dir=os.fspath(builder.data_dir_root))
 
 
 def download_with_tfds(builder: tfds.core.DatasetBuilder, variable: str, offline_hint: str,
