@@ -36,9 +36,10 @@ $(INSTALLED): pyproject.toml setup.py
 demo: $(INSTALLED)
 	$(PYTHON) -m experiments.demo --config=$(DEMO_CONFIG) --workdir=$(DEMO_DIR) --figure=$(DEMO_FIGURE)
 
-# Two workers: compilation dominates the suite and parallelises across the 2 cores.
+# Two workers: compilation dominates the suite and parallelises across the 2 cores. Work stealing:
+# a worker that runs out of tests takes queued ones from the other, so neither idles at the end.
 test: $(INSTALLED)
-	$(PYTHON) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 # ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests.
 lint: $(INSTALLED)
@@ -46,10 +47,10 @@ lint: $(INSTALLED)
 
 # The tests `make test` leaves out (marked slow: end-to-end jobs, exhaustive sweeps); CI runs them after it.
 test-slow: $(INSTALLED)
-	$(PYTHON) -m pytest -n 2 -m slow $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 2 --dist worksteal -m slow $(PYTEST_ARGS)
 
 test-all: $(INSTALLED)
-	$(PYTHON) -m pytest -n 2 -m "" $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n 2 --dist worksteal -m "" $(PYTEST_ARGS)
 
 # Every run of docs/results.md (experiments/grid.py; about 5.5 hours on the 2-core CPU; rerun to
 # resume), then results/*.json. Logs in runs/results/logs/. LANES="full textured"
