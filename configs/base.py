@@ -62,6 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
   # this many steps (objective.independence_ramp): cross-entropy first, then the label leaves z_n.
   config.loss.independence_start_step = 0
   config.loss.independence_ramp_steps = 0
+  # What the penalties on z_n read: "all" of it, or one part (FiRevNet.nuisance_parts: "final", "split_1", ...).
+  config.loss.penalised_part = "all"
 
   config.nuisance_classifier = ml_collections.ConfigDict()
   config.nuisance_classifier.hidden = (512, 512)

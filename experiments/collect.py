@@ -169,7 +169,7 @@ def _posthoc_by_part(analysis: dict) -> dict:
 def objectives_row(workdir: pathlib.Path) -> dict:
   """An MNIST row of the objectives at equal budget: the weights of every registered term, the
   architecture (split latents or not, split priors), the authors' recipe's options, when the independence
-  terms start, and the post-hoc errors of each part of z_n."""
+  terms start and which part of z_n the penalties read, and the post-hoc errors of each part of z_n."""
   facts = _run_facts(workdir)
   config = facts["config"]
   recipe = {"split": config.model.get("split", True), "split_prior": config.model.get("split_prior", False),
@@ -177,6 +177,7 @@ def objectives_row(workdir: pathlib.Path) -> dict:
             "logit_batch_norm": config.loss.get("logit_batch_norm", False),
             "independence_start_step": config.loss.get("independence_start_step", 0),
             "independence_ramp_steps": config.loss.get("independence_ramp_steps", 0),
+            "penalised_part": config.loss.get("penalised_part", objective.ALL_OF_Z_N),
             "compute_dtype": config.model.get("compute_dtype", "") or "float32"}
   return {**_varied_settings(workdir, config), **recipe, **_mnist_fields(facts, workdir),
           **_posthoc_by_part(_read_analysis(workdir))}

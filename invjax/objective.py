@@ -7,6 +7,8 @@ game and the penalties on z_n), which `independence_ramp` can switch on late:
 r(step) = clip((step - independence_start_step) / independence_ramp_steps, 0, 1)
 (a step function without a ramp). The flow can then learn logits that carry the
 class with cross-entropy (and MLE) alone before anything asks z_n to lose it.
+The penalties on z_n read all of it, or the one part `config.loss.penalised_part`
+names (`FiRevNet.nuisance_parts`: "final", "split_1", ...): where the label stays.
 
 `TERMS` is the one place a loss term is declared. Its record says what the term
 computes (a pure function of `TermInputs`), which `config.loss` field weights it
@@ -43,6 +45,8 @@ class TermInputs(NamedTuple):
     nuisance_logits: (B, C) the nuisance classifier's logits on z_n (its parameters fixed).
     latent_nll: (B,) -log N(z_n) under the learned factorial Gaussian prior (nats).
     num_dims: D, the input dimension (for bits/dim).
+    penalised_z_n: (B, P) the part of z_n that the penalties on z_n read (`config.loss.penalised_part`,
+      a part of `FiRevNet.nuisance_parts`); None: all of z_n.
   """
 
   logits: jax.Array
@@ -55,6 +59,7 @@ class TermInputs(NamedTuple):
   nuisance_logits: jax.Array | None = None
   latent_nll: jax.Array | None = None
   num_dims: int = 0
+  penalised_z_n: jax.Array | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +89,10 @@ def _term_key(inputs: TermInputs, name: str) -> jax.Array:
   return jax.random.fold_in(inputs.key, sum(map(ord, name)))
 
 
+def _penalised(inputs: TermInputs) -> jax.Array:
+  return inputs.z_n if inputs.penalised_z_n is None else inputs.penalised_z_n
+
+
 TERMS: tuple[Term, ...] = (
     Term("cross_entropy", "ce_weight", 1.0, lambda i: losses.cross_entropy(i.logits, i.labels),
          reads_latent=False, always_reported=True),
@@ -96,15 +105,19 @@ TERMS: tuple[Term, ...] = (
          lambda i: jnp.mean(losses.bits_per_dim(i.latent_nll, i.logdet, i.num_dims)),
          reads_latent=True, always_reported=True),
     Term("label_dependence", "label_dependence_weight", 0.0,
-         lambda i: losses.label_dependence(i.z_n, i.labels, i.num_classes), reads_latent=True, independence=True),
+         lambda i: losses.label_dependence(_penalised(i), i.labels, i.num_classes), reads_latent=True,
+         independence=True),
     Term("class_mean_gap", "class_mean_gap_weight", 0.0,
-         lambda i: independence.class_mean_gap(i.z_n, i.labels, i.num_classes), reads_latent=True,
+         lambda i: independence.class_mean_gap(_penalised(i), i.labels, i.num_classes), reads_latent=True,
          independence=True),
     Term("random_feature_gap", "random_feature_gap_weight", 0.0,
-         lambda i: independence.random_feature_gap(i.z_n, i.labels, i.num_classes,
+         lambda i: independence.random_feature_gap(_penalised(i), i.labels, i.num_classes,
                                                    _term_key(i, "random_feature_gap")),
          reads_latent=True, independence=True),
 )
+
+# `config.loss.penalised_part` for all of z_n; the other values are the names of `FiRevNet.nuisance_parts`.
+ALL_OF_Z_N = "all"
 
 LATENT_TERM_WEIGHTS = tuple(term.weight for term in TERMS if term.reads_latent)
 

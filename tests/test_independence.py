@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import base, mnist_cnn
+from configs import base, mnist_cnn, mnist_ice
 from invjax import independence, objective
 from invjax.train import validation
 
@@ -106,3 +106,40 @@ def test_independence_terms_wait_for_their_start_step_and_ramp_in():
     np.testing.assert_allclose(total, without_independence + share * 0.5 * values["class_mean_gap"], rtol=1e-5)
   options.independence_ramp_steps = 0  # a step function at the start step
   assert float(objective.independence_ramp(options, 99)) == 0.0 and float(objective.independence_ramp(options, 100)) == 1
+
+
+def test_penalties_read_the_part_of_z_n_that_penalised_part_names():
+  """A z_n whose label sits in its first 10 entries: the penalties on a label-free part are near zero, on
+  all of z_n clearly above (the nuisance game still reads all of z_n)."""
+  z, labels = _batch(0, 3.0, batch=256)
+  logits = jnp.zeros((256, NUM_CLASSES))
+  options = base.get_config().loss
+  options.update({"class_mean_gap_weight": 1.0, "random_feature_gap_weight": 1.0, "label_dependence_weight": 1.0})
+  inputs = objective.TermInputs(logits, labels, NUM_CLASSES, jax.random.key(0), options, z_n=z,
+                                logdet=jnp.zeros(256), nuisance_logits=logits, latent_nll=jnp.zeros(256), num_dims=410)
+  _, on_all = objective.evaluate(inputs, has_latent=True)
+  _, on_free_part = objective.evaluate(inputs._replace(penalised_z_n=z[:, NUM_CLASSES:]), has_latent=True)
+  _, as_if_z_n_were_the_part = objective.evaluate(inputs._replace(z_n=z[:, NUM_CLASSES:]), has_latent=True)
+  for name in ("class_mean_gap", "random_feature_gap", "label_dependence"):
+    np.testing.assert_allclose(on_free_part[name], as_if_z_n_were_the_part[name], rtol=1e-6)
+    assert float(on_free_part[name]) != float(on_all[name])
+  assert abs(float(on_free_part["class_mean_gap"])) < 0.5 and float(on_all["class_mean_gap"]) > 3.0
+  np.testing.assert_allclose(on_free_part["nuisance"], on_all["nuisance"])
+
+
+@pytest.mark.parametrize("part,message", [
+    ("final", None), ("split_2", None), ("all", None),
+    ("split_3", r"must be one of \('all', 'final', 'split_1', 'split_2'\)"),
+])
+def test_penalised_part_must_be_a_part_of_the_models_z_n(part, message):
+  config = mnist_ice.get_config("tiny")
+  config.loss.penalised_part = part
+  if message is None:
+    validation.validate(config, num_devices=1)
+  else:
+    with pytest.raises(ValueError, match=message):
+      validation.validate(config, num_devices=1)
+  cnn = mnist_cnn.get_config("tiny")
+  cnn.loss.penalised_part = "final"
+  with pytest.raises(ValueError, match="a cnn has none; set it to 'all'"):
+    validation.validate(cnn, num_devices=1)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from configs import mnist_cnn, mnist_ice
-from invjax import data, losses, parallel, train
+from invjax import data, independence, losses, parallel, train
 from invjax.analysis import features
 from invjax.train import run_folder
 from invjax.train import state as state_lib
@@ -132,6 +132,19 @@ def test_extra_loss_term_is_added_with_its_weight(mnist_batch, weight_name, term
   expected = expected_term(logits, z_n, mnist_batch["label"])
   np.testing.assert_allclose(metrics[term], expected, rtol=1e-4)
   np.testing.assert_allclose(metrics["loss"], metrics["cross_entropy"] + 0.5 * expected, rtol=1e-4)
+
+
+def test_penalties_read_only_the_part_of_z_n_the_config_names(mnist_batch):
+  config = micro_config(**{"loss.class_mean_gap_weight": 0.5, "loss.penalised_part": "final",
+                           "loss.nuisance_weight": 0.0, "loss.mle_weight": 0.0, "model.dropout": 0.0,
+                           "dequantize": False})
+  parts, state, step = _setup(config, mnist_batch)
+  _, metrics = step(state, mnist_batch, jax.random.key(1))
+  z, _ = parts.model.apply({"params": state.flow["model"]}, jnp.asarray(mnist_batch["image"]))
+  z_n, labels = z[:, config.num_classes:], jnp.asarray(mnist_batch["label"])
+  final = independence.class_mean_gap(z_n[:, parts.model.nuisance_parts()["final"]], labels, config.num_classes)
+  np.testing.assert_allclose(metrics["class_mean_gap"], final, rtol=1e-4)
+  assert abs(float(final) - float(independence.class_mean_gap(z_n, labels, config.num_classes))) > 1e-3
 
 
 def test_label_dependence_is_one_for_the_labels_and_near_its_floor_for_noise():

@@ -71,6 +71,8 @@ def make_train_step(
   weights = config.loss
   is_flow = config.model.kind == "fi_revnet"
   num_classes = config.num_classes
+  part = weights.get("penalised_part", objective.ALL_OF_Z_N)
+  penalised_columns = slice(None) if part == objective.ALL_OF_Z_N else model.nuisance_parts()[part]
 
   def train_step(state, batch, key):
     key = jax.random.fold_in(key, state.step)
@@ -109,7 +111,7 @@ def make_train_step(
         inputs = objective.TermInputs(
             logits, labels, num_classes, shuffle_key, weights, z_n=z_n, logdet=density_logdet,
             nuisance_logits=nuisance_classifier.apply({"params": nuisance}, z_n),
-            latent_nll=latent_nll, num_dims=z.shape[1])
+            latent_nll=latent_nll, num_dims=z.shape[1], penalised_z_n=z_n[:, penalised_columns])
       else:
         logits = outputs
         inputs = objective.TermInputs(logits, labels, num_classes, shuffle_key, weights)

@@ -159,6 +159,19 @@ def _check_loss_and_optimizers(config) -> None:
     _number(config, "optimizer.warmup_epochs", 0.0, meaning=" (0: no warm-up)")
 
 
+def _check_penalised_part(config) -> None:
+  part = config.loss.get("penalised_part", objective.ALL_OF_Z_N)
+  if part == objective.ALL_OF_Z_N:
+    return
+  if config.model.kind != "fi_revnet":
+    raise ValueError(f"config.loss.penalised_part={part!r} is a part of a fi-RevNet's z_n: a {config.model.kind} has "
+                     f"none; set it to {objective.ALL_OF_Z_N!r}.")
+  shape = data.input_shape(config.dataset, **config.dataset_options)
+  parts = (objective.ALL_OF_Z_N, *state_lib.build_model(config.model, shape, config.num_classes).nuisance_parts())
+  if part not in parts:
+    raise ValueError(f"config.loss.penalised_part={part!r} must be one of {parts} (the parts of this model's z_n).")
+
+
 def _check_selection(config) -> None:
   """The selection rule's fields (invjax/train/selection/rule.py); with holdout_examples > 0 the run needs a
   z_n, a dataset with a fixed training split and enough examples for the fresh classifier."""
@@ -193,3 +206,4 @@ def validate(config: ml_collections.ConfigDict, num_devices: int) -> None:
   _check_loss_and_optimizers(config)
   _check_selection(config)
   state_lib.check_model_input(config)
+  _check_penalised_part(config)  # reads the model's parts: after the check that the model takes the inputs
