@@ -199,15 +199,20 @@ def rows(folder: pathlib.Path, make_row, skip_unfinished: bool = False) -> list[
   return [make_row(workdir) for workdir in run_folders(folder) if is_finished(workdir) or not skip_unfinished]
 
 
-def recorded_workdir(row: dict) -> str | None:
-  """The `--workdir` of the command a row's run was trained with (None where it names none)."""
+def _command_flag(row: dict, flag: str) -> str | None:
+  """The value of `--<flag>` in the command a row's run was trained with (None where it names none)."""
   arguments = shlex.split(row.get("command", ""))
   for index, argument in enumerate(arguments):
-    if argument.startswith("--workdir="):
-      return argument.removeprefix("--workdir=")
-    if argument == "--workdir" and index + 1 < len(arguments):
+    if argument.startswith(f"--{flag}="):
+      return argument.removeprefix(f"--{flag}=")
+    if argument == f"--{flag}" and index + 1 < len(arguments):
       return arguments[index + 1]
   return None
+
+
+def recorded_workdir(row: dict) -> str | None:
+  """The `--workdir` of the command a row's run was trained with (None where it names none)."""
+  return _command_flag(row, "workdir")
 
 
 def run_name(row: dict) -> str | None:
@@ -296,14 +301,16 @@ TABLES = {
 def _bar_label(row: dict) -> str:
   """The model, the fi-RevNet's objective as its config names it (configs/shift_mnist_<objective>.py) and
   what differs from the :cpu budget (bfloat16 operands, epochs), from the row's command."""
-  arguments = shlex.split(row["command"])
-  config = next((a.removeprefix("--config=") for a in arguments if a.startswith("--config=")), "")
-  objective_name = pathlib.Path(config.partition(":")[0]).stem.removeprefix("shift_mnist_")
+  config_file = (_command_flag(row, "config") or "").partition(":")[0]
+  objective_name = pathlib.Path(config_file).stem.removeprefix("shift_mnist_")
   if row["model"] != "fi-revnet" or not objective_name:
     objective_name = row["loss"]
-  details = ["bf16"] * ("--config.model.compute_dtype=bfloat16" in arguments)
-  details += [f"{row['epochs']:g} ep"] * (row["epochs"] != base.CPU_EPOCHS)
-  return "\n".join([row["model"], objective_name, *([" ".join(details)] if details else [])])
+  details = []
+  if _command_flag(row, "config.model.compute_dtype") == "bfloat16":
+    details.append("bf16")
+  if row["epochs"] != base.CPU_EPOCHS:
+    details.append(f"{row['epochs']:g} ep")
+  return "\n".join([row["model"], objective_name, " ".join(details)]).strip()
 
 
 def shift_mnist_figure(rows: list[dict]):

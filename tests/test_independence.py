@@ -109,8 +109,9 @@ def test_independence_terms_wait_for_their_start_step_and_ramp_in():
 
 
 def test_penalties_read_the_part_of_z_n_that_penalised_part_names():
-  """A z_n whose label sits in its first 10 entries: the penalties on a label-free part are near zero, on
-  all of z_n clearly above (the nuisance game still reads all of z_n)."""
+  """A z_n whose label sits in its first 10 entries: every penalty reads the named part as it would read a
+  z_n of just that part; the class-mean penalty is near zero on the label-free part and clearly above on
+  all of z_n; the nuisance game still reads all of z_n."""
   z, labels = _batch(0, 3.0, batch=256)
   logits = jnp.zeros((256, NUM_CLASSES))
   options = base.get_config().loss
@@ -139,6 +140,9 @@ def test_penalised_part_must_be_a_part_of_the_models_z_n(part, message):
   else:
     with pytest.raises(ValueError, match=message):
       validation.validate(config, num_devices=1)
+
+
+def test_a_cnn_refuses_a_penalised_part():
   cnn = mnist_cnn.get_config("tiny")
   cnn.loss.penalised_part = "final"
   with pytest.raises(ValueError, match="a cnn has none; set it to 'all'"):
