@@ -71,6 +71,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.nuisance_classifier.steps_per_batch = 5
   config.nuisance_classifier.learning_rate = 1e-3
   config.nuisance_classifier.reset_every_steps = 0  # 0: never; R: a fresh classifier every R steps
+  config.nuisance_classifier.replay_batches = 1  # K: its updates read the z_n of the last K batches (step.py)
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 1e-3

@@ -17,6 +17,7 @@ from experiments import commands
 from invjax import objective
 from invjax.data import shift_mnist
 from invjax.train import checkpoints, run_folder
+from invjax.train import state as state_lib
 
 METAMER_METRICS = pathlib.Path(run_folder.ANALYSIS_DIR) / "metamer_metrics.json"
 
@@ -126,6 +127,7 @@ def _varied_settings(workdir: pathlib.Path, config) -> dict:
              if term.weight != "ce_weight"},
           "nuisance_classifier_steps": config.nuisance_classifier.steps_per_batch,
           "nuisance_classifier_reset": config.nuisance_classifier.get("reset_every_steps", 0),
+          "nuisance_classifier_replay": state_lib.replay_batches(config),
           "dequantize": config.dequantize, "model_dropout": config.model.dropout}
 
 
@@ -169,7 +171,8 @@ def _posthoc_by_part(analysis: dict) -> dict:
 def objectives_row(workdir: pathlib.Path) -> dict:
   """An MNIST row of the objectives at equal budget: the weights of every registered term, the
   architecture (split latents or not, split priors), the authors' recipe's options, when the independence
-  terms start and which part of z_n the penalties read, and the post-hoc errors of each part of z_n."""
+  terms start, which part of z_n the penalties read, how many batches the nuisance classifier replays,
+  and the post-hoc errors of each part of z_n."""
   facts = _run_facts(workdir)
   config = facts["config"]
   recipe = {"split": config.model.get("split", True), "split_prior": config.model.get("split_prior", False),
@@ -286,7 +289,8 @@ TABLES = {
                        "bits_per_dim", "epochs", "wall_minutes", "command"],
     "objectives": ["run", "seed", "split", "split_prior", "mle_over", "logit_batch_norm", "nuisance_form",
                    "nuisance_weight", "mle_weight", "class_mean_gap_weight", "random_feature_gap_weight",
-                   "independence_start_step", "penalised_part", "logit_test_error", "nuisance_test_error",
+                   "independence_start_step", "penalised_part", "nuisance_classifier_replay", "logit_test_error",
+                   "nuisance_test_error",
                    "posthoc_all_linear", "posthoc_final_mlp", "posthoc_split_1_mlp", "posthoc_split_2_mlp",
                    "posthoc_final_linear", "posthoc_split_1_linear", "posthoc_split_2_linear",
                    "metamers_oracle_logit_source_class", "metamers_oracle_nuisance_source_class", "bits_per_dim",

@@ -24,7 +24,8 @@ def with_value(name: str, value, config=None) -> ml_collections.ConfigDict:
 
 
 COUNTS_FROM_1 = ("batch_size", "eval_batch_size", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                 "keep_checkpoints", "model.num_levels", "model.width", "nuisance_classifier.steps_per_batch")
+                 "keep_checkpoints", "model.num_levels", "model.width", "nuisance_classifier.steps_per_batch",
+                 "nuisance_classifier.replay_batches")
 COUNTS_FROM_0 = ("total_steps", "eval_examples", "train_eval_examples", "seed",
                  "nuisance_classifier.reset_every_steps")
 POSITIVE_RATES = ("optimizer.learning_rate", "nuisance_classifier.learning_rate", "optimizer.decay_factor")

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from invjax import parallel, train
+from invjax import data, parallel, train
 from invjax.train import checkpoints, identity, integrity, loop, preemption, run_folder, workdir_lock
 from test_train import micro_config
 
@@ -273,6 +273,28 @@ def test_a_checkpoint_that_does_not_fit_the_model_says_so_and_is_left_alone(run_
     checkpoints.restore(manager, abstract)
   assert "elete" not in str(error.value)
   assert (run_copy / "checkpoints" / "4").is_dir()
+
+
+@pytest.mark.parametrize("replay_batches", [1, 3])
+def test_a_replay_buffer_reads_back_and_a_run_without_one_keeps_the_layout_older_checkpoints_have(
+    tmp_path, replay_batches):
+  """The nuisance classifier's replay buffer (replay_batches > 1) is saved and read back with the state; a
+  run without one writes no entry for it, so checkpoints saved before it existed still read."""
+  config = micro_config(**{"nuisance_classifier.replay_batches": replay_batches})
+  images = jnp.zeros((2, *data.input_shape(config.dataset)))
+  state = train.build(config, 1).create_state(images, jax.random.key(0))
+  state = state.replace(nuisance_replay=jax.tree.map(lambda leaf: leaf + 1, state.nuisance_replay))
+  checkpoints.save_config(config, tmp_path)
+  manager = checkpoints.manager(tmp_path, keep=1)
+  checkpoints.save(manager, 0, state)
+  manager.wait_until_finished()
+  abstract = jax.eval_shape(lambda: train.build(config, 1).create_state(images, jax.random.key(1)))
+  restored = checkpoints.restore(manager, abstract)
+  manager.close()
+  saved_fields = json.loads((tmp_path / "checkpoints" / "0" / "default" / "_METADATA").read_text())
+  assert any("nuisance_replay" in key for key in saved_fields["tree_metadata"]) == (replay_batches > 1)
+  assert len(jax.tree.leaves(restored.nuisance_replay)) == (2 if replay_batches > 1 else 0)
+  jax.tree.map(np.testing.assert_array_equal, restored, state)
 
 
 DIVERGING = {"optimizer.learning_rate": 1e3, "total_steps": 6, "checkpoint_every_steps": 1}

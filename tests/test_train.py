@@ -175,6 +175,35 @@ def test_reset_classifier_forgets_its_past_only_on_reset_steps(mnist_batch):
     assert _params_equal(a.flow, b.flow) == forgets
 
 
+def test_replayed_classifier_trains_on_the_last_k_batches_alike_on_one_and_eight_devices(mnist_batch):
+  """With replay_batches = K the nuisance classifier's updates read the last K batches' z_n: step 0 fills
+  every slot with its batch, step s overwrites slot s % K only, the stored z_n change the classifier's
+  update, and a step over 8 devices stores the same buffer as one over one device."""
+  config = micro_config(**{"nuisance_classifier.replay_batches": 3})
+  _, state, step = _setup(config, mnist_batch)
+  assert state.nuisance_replay["labels"].shape == (16, 3)
+  first, _ = step(state, mnist_batch, jax.random.key(1))
+  labels = np.asarray(mnist_batch["label"])
+  np.testing.assert_array_equal(first.nuisance_replay["labels"], np.repeat(labels[:, None], 3, axis=1))
+  stored = np.asarray(first.nuisance_replay["z_n"])
+  np.testing.assert_array_equal(stored[:, 0], stored[:, 2])
+
+  other_batch = {**mnist_batch, "image": mnist_batch["image"][::-1], "label": mnist_batch["label"][::-1]}
+  second, _ = step(first, other_batch, jax.random.key(2))
+  np.testing.assert_array_equal(second.nuisance_replay["labels"][:, 1], labels[::-1])
+  np.testing.assert_array_equal(second.nuisance_replay["labels"][:, [0, 2]], first.nuisance_replay["labels"][:, [0, 2]])
+  np.testing.assert_array_equal(second.nuisance_replay["z_n"][:, [0, 2]], stored[:, [0, 2]])
+  assert not np.allclose(second.nuisance_replay["z_n"][:, 1], stored[:, 1])
+
+  forgotten = first.replace(nuisance_replay={**first.nuisance_replay, "z_n": jnp.zeros_like(stored)})
+  assert not _params_equal(step(forgotten, other_batch, jax.random.key(2))[0].nuisance, second.nuisance)
+
+  mesh = parallel.make_data_mesh()
+  sharded, _ = step(jax.device_put(first, parallel.replicated(mesh)),
+                    jax.device_put(other_batch, parallel.batch_sharding(mesh)), jax.random.key(2))
+  np.testing.assert_allclose(sharded.nuisance_replay["z_n"], second.nuisance_replay["z_n"], rtol=1e-5, atol=1e-5)
+
+
 def test_sharded_step_equals_single_device_step(mnist_batch):
   config = micro_config()
   _, state, step = _setup(config, mnist_batch)

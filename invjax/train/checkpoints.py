@@ -46,7 +46,7 @@ def save(checkpoint_manager: ocp.CheckpointManager, step: int, state) -> None:
   if jax.process_index() == 0:
     workdir = integrity.checkpoint_folder(checkpoint_manager).parent
     integrity.record(checkpoint_manager, step, state, run_config=identity.stored_config(workdir))
-  checkpoint_manager.save(step, args=ocp.args.StandardSave(state))
+  checkpoint_manager.save(step, args=ocp.args.StandardSave(state_lib.stored(state)))
 
 
 def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
@@ -60,10 +60,10 @@ def restore(checkpoint_manager: ocp.CheckpointManager, abstract_state, step: int
   saved, stored = integrity.recorded_run_config(checkpoint_manager, step), identity.stored_config(workdir)
   if saved is not None and stored is not None:
     identity.check_checkpoint(saved, stored, step, workdir)
-  state, verified = integrity.restore_verified(checkpoint_manager, step, abstract_state)
+  state, verified = integrity.restore_verified(checkpoint_manager, step, state_lib.stored(abstract_state))
   if not verified:
     logging.warning("Checkpoint %d has no checksum record (saved by an older version): not verified.", step)
-  return state
+  return state_lib.from_stored(state)
 
 
 def restore_newest_good(checkpoint_manager: ocp.CheckpointManager, abstract_state, set_aside: bool):

@@ -27,6 +27,11 @@ class TrainState:
   with `config.loss.logit_batch_norm`, "logit_norm" (`invjax.logit_norm`'s head) (the
   minimising player); `nuisance` the nuisance classifier's params (the
   maximising player; empty for a CNN, which has no nuisance latent).
+  `nuisance_replay` holds what the nuisance classifier trains on besides the
+  current batch: with `config.nuisance_classifier.replay_batches` = K > 1, the z_n
+  and labels of the last K batches, {"z_n": (B, K, D - C), "labels": (B, K)} (empty
+  otherwise). Like the rest of the state, every device holds all of it: K * B *
+  (D - C) numbers, 1.6 MB at K = 8 on MNIST's batch of 64.
   """
 
   step: jax.Array
@@ -34,6 +39,7 @@ class TrainState:
   flow_opt_state: Any
   nuisance: Any
   nuisance_opt_state: Any
+  nuisance_replay: Any = flax.struct.field(default_factory=dict)
 
 
 def build_model(model_config: ml_collections.ConfigDict, image_shape, num_classes: int) -> nn.Module:
@@ -118,7 +124,7 @@ def create(
     first_images = data.dequantize(noise_key, first_images)
   model_params = model.init(model_key, first_images)["params"]
   flow = {"model": model_params}
-  nuisance = {}
+  nuisance, replay = {}, {}
   if config.model.kind == "fi_revnet":
     z, _, density_latent, _ = model.apply({"params": model_params}, first_images, method="density")
     _, z_n = models.split_latent(z, model.num_classes)
@@ -127,13 +133,43 @@ def create(
     if config.loss.get("logit_batch_norm", False):
       flow["logit_norm"] = logit_norm.init(model.num_classes)
     nuisance = nuisance_classifier.init(nuisance_key, z_n)["params"]
+    replay = empty_replay(config, z_n)
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       flow=flow,
       flow_opt_state=flow_tx.init(flow),
       nuisance=nuisance,
       nuisance_opt_state=nuisance_tx.init(nuisance),
+      nuisance_replay=replay,
   )
+
+
+def replay_batches(config: ml_collections.ConfigDict) -> int:
+  """K, the number of latest batches the nuisance classifier trains on (1 where a config predates it)."""
+  return config.nuisance_classifier.get("replay_batches", 1)
+
+
+def empty_replay(config: ml_collections.ConfigDict, z_n: jax.Array) -> dict:
+  """The replay buffer of `TrainState` before the first step (zeros; the first step fills every
+  slot), or {} with K = 1. Sized by `config.batch_size`, not by `z_n`'s batch."""
+  k = replay_batches(config)
+  if k == 1:
+    return {}
+  batch = config.batch_size
+  return {"z_n": jnp.zeros((batch, k, z_n.shape[1]), z_n.dtype), "labels": jnp.zeros((batch, k), jnp.int32)}
+
+
+def stored(state: TrainState) -> dict:
+  """The tree a checkpoint holds: the state's fields, without an empty replay buffer, so that a run
+  without one saves (and reads) the layout that checkpoints had before the buffer existed."""
+  fields = {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
+  if not fields["nuisance_replay"]:
+    del fields["nuisance_replay"]
+  return fields
+
+
+def from_stored(tree: dict) -> TrainState:
+  return TrainState(**tree)
 
 
 @dataclasses.dataclass(frozen=True)

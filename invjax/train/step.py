@@ -14,6 +14,13 @@ for more than R steps. It tests whether the flow only fools the classifier it
 has learned to fool: against one classifier that keeps training, z_n ends up
 hiding the label from it while a post-hoc classifier still reads it. On binary
 shiftMNIST resets did not change that (docs/results.md, "Longer training").
+
+With `nuisance_classifier.replay_batches = K > 1` its updates read the z_n (and
+labels) of the last K batches, the current one included, each stored as the
+flow made it (`TrainState.nuisance_replay`; at step 0 the batch fills every
+slot). A classifier that trains on K times the examples is closer to the
+post-hoc classifier that reads z_n after training, and the flow's term plays
+against it.
 """
 
 from collections.abc import Callable
@@ -56,6 +63,21 @@ def _reset_if_due(classifier, tx, reset_every_steps, step, params, opt_state, z_
   return jax.lax.cond(step % reset_every_steps == 0, fresh, lambda: (params, opt_state))
 
 
+def _replayed(replay: dict, step: jax.Array, z_n: jax.Array, labels: jax.Array):
+  """(buffer, z_n rows, label rows): `replay` with this batch in slot `step % K` (every slot at step 0),
+  and the K * B examples the classifier trains on; the batch alone where there is no buffer (K = 1)."""
+  if not replay:
+    return replay, z_n, labels
+  slots = replay["labels"].shape[1]
+
+  def store(stored, new):
+    every_slot = jnp.broadcast_to(new[:, None], stored.shape).astype(stored.dtype)
+    return jnp.where(step == 0, every_slot, stored.at[:, step % slots].set(new.astype(stored.dtype)))
+
+  replay = {"z_n": store(replay["z_n"], z_n), "labels": store(replay["labels"], labels)}
+  return replay, replay["z_n"].reshape(-1, z_n.shape[1]), replay["labels"].reshape(-1)
+
+
 def make_train_step(
     config: ml_collections.ConfigDict,
     model: nn.Module,
@@ -88,7 +110,7 @@ def make_train_step(
 
     outputs, pullback = jax.vjp(forward, state.flow["model"])
     metrics = {}
-    nuisance, nuisance_opt_state = state.nuisance, state.nuisance_opt_state
+    nuisance, nuisance_opt_state, replay = state.nuisance, state.nuisance_opt_state, state.nuisance_replay
     if is_flow:
       _, z_n = models.split_latent(outputs[0], num_classes)
       z_n = jax.lax.stop_gradient(z_n)
@@ -96,9 +118,10 @@ def make_train_step(
           nuisance_classifier, nuisance_tx, config.nuisance_classifier.reset_every_steps,
           state.step, nuisance, nuisance_opt_state, z_n, reset_key,
       )
+      replay, classifier_z_n, classifier_labels = _replayed(replay, state.step, z_n, labels)
       nuisance, nuisance_opt_state, metrics["nuisance_classifier_loss"] = _nuisance_updates(
           nuisance_classifier, nuisance_tx, config.nuisance_classifier.steps_per_batch,
-          nuisance, nuisance_opt_state, z_n, labels, nuisance_key,
+          nuisance, nuisance_opt_state, classifier_z_n, classifier_labels, nuisance_key,
       )
 
     def flow_loss(outputs, head_params):
@@ -136,6 +159,7 @@ def make_train_step(
         flow_opt_state=flow_opt_state,
         nuisance=nuisance,
         nuisance_opt_state=nuisance_opt_state,
+        nuisance_replay=replay,
     )
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics, **terms}
 

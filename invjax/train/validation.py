@@ -148,6 +148,8 @@ def _check_loss_and_optimizers(config) -> None:
   _integer(config, "nuisance_classifier.steps_per_batch", 1)
   _number(config, "nuisance_classifier.learning_rate", 0.0, low_open=True)
   _integer(config, "nuisance_classifier.reset_every_steps", 0, " (0: never reset)")
+  if "replay_batches" in config.nuisance_classifier:
+    _integer(config, "nuisance_classifier.replay_batches", 1, " (1: the current batch only)")
   _number(config, "optimizer.learning_rate", 0.0, low_open=True)
   _number(config, "optimizer.decay_factor", 0.0, low_open=True)
   _number(config, "optimizer.clip_norm", 0.0, meaning=" (0: no clipping)")
