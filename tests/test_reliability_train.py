@@ -282,13 +282,14 @@ def test_a_replay_buffer_reads_back_and_a_run_without_one_keeps_the_layout_older
   run without one writes no entry for it, so checkpoints saved before it existed still read."""
   config = micro_config(**{"nuisance_classifier.replay_batches": replay_batches})
   images = jnp.zeros((2, *data.input_shape(config.dataset)))
-  state = train.build(config, 1).create_state(images, jax.random.key(0))
-  state = state.replace(nuisance_replay=jax.tree.map(lambda leaf: leaf + 1, state.nuisance_replay))
+  abstract = jax.eval_shape(lambda: train.build(config, 1).create_state(images, jax.random.key(0)))
+  # Distinct values in every array (no model needs to run): a restore that mixed arrays up would show.
+  leaves, tree = jax.tree.flatten(abstract)
+  state = jax.tree.unflatten(tree, [jnp.full(leaf.shape, i + 1, leaf.dtype) for i, leaf in enumerate(leaves)])
   checkpoints.save_config(config, tmp_path)
   manager = checkpoints.manager(tmp_path, keep=1)
   checkpoints.save(manager, 0, state)
   manager.wait_until_finished()
-  abstract = jax.eval_shape(lambda: train.build(config, 1).create_state(images, jax.random.key(1)))
   restored = checkpoints.restore(manager, abstract)
   manager.close()
   saved_fields = json.loads((tmp_path / "checkpoints" / "0" / "default" / "_METADATA").read_text())
