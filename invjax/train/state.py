@@ -31,7 +31,7 @@ class TrainState:
   current batch: with `config.nuisance_classifier.replay_batches` = K > 1, the z_n
   and labels of the last K batches, {"z_n": (B, K, D - C), "labels": (B, K)} (empty
   otherwise). Like the rest of the state, every device holds all of it: K * B *
-  (D - C) numbers, 1.6 MB at K = 8 on MNIST's batch of 64.
+  (D - C) numbers, 6.3 MB of float32 at K = 8 on MNIST's batch of 64 (D - C = 3,062).
   """
 
   step: jax.Array
