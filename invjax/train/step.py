@@ -69,12 +69,16 @@ def _replayed(replay: dict, step: jax.Array, z_n: jax.Array, labels: jax.Array):
   if not replay:
     return replay, z_n, labels
   slots = replay["labels"].shape[1]
+  batch = {"z_n": z_n, "labels": labels}
 
-  def store(stored, new):
-    every_slot = jnp.broadcast_to(new[:, None], stored.shape).astype(stored.dtype)
-    return jnp.where(step == 0, every_slot, stored.at[:, step % slots].set(new.astype(stored.dtype)))
+  def fill_every_slot():
+    return {name: jnp.broadcast_to(batch[name][:, None], stored.shape).astype(stored.dtype)
+            for name, stored in replay.items()}
 
-  replay = {"z_n": store(replay["z_n"], z_n), "labels": store(replay["labels"], labels)}
+  def fill_one_slot():
+    return {name: stored.at[:, step % slots].set(batch[name].astype(stored.dtype)) for name, stored in replay.items()}
+
+  replay = jax.lax.cond(step == 0, fill_every_slot, fill_one_slot)
   return replay, replay["z_n"].reshape(-1, z_n.shape[1]), replay["labels"].reshape(-1)
 
 
