@@ -11,6 +11,8 @@ Pairs test images (a, b) of different classes and writes into RUN/analysis/ (or 
 * metamer_metrics.json: the logit-preservation error of the metamers and along
   the paths; with an oracle run (a CNN trained on clean data), the fractions of
   metamers (and of each path step) it puts in a's class, b's class or another;
+  the logit error on the logit sources as evaluation feeds them and with the training's
+  dequantisation noise added to each channel and to all (`dequantization.noise_sensitivity`);
   with --posthoc, the train and test errors of a fresh nuisance classifier
   trained on z_n of the training split, and the kernel dependence of the test
   z_n on the labels (`posthoc.mean_label_dependence`, in batches of the
@@ -28,7 +30,7 @@ from absl import flags
 
 from experiments import commands
 from invjax import data, metamers, parallel, plotting, train
-from invjax.analysis import batching, features, oracle, posthoc
+from invjax.analysis import batching, dequantization, features, oracle, posthoc
 from invjax.train import run_folder
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder of a trained fi-RevNet.")
@@ -232,6 +234,8 @@ def main(argv):
       "split": _SPLIT.value,
       "logit_preservation": oracle.logit_preservation(metamer_logits, source_logits),
       "path_logit_preservation": oracle.logit_preservation(path_logits, source_logits[:num_paths]),
+      "dequantization_noise_error": dequantization.noise_sensitivity(
+          lambda x: logits(variables, x), x_a, y_a, jax.random.key(_SEED.value), batch_size=_BATCH_SIZE.value),
   }
   metamer_captions = [f"model {c}" for c in metamer_logits.argmax(-1)]
   path_captions = None

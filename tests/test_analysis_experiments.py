@@ -47,6 +47,9 @@ def test_metamers_experiment_writes_figures_and_metrics(tmp_path, posthoc):
   assert metrics["logit_preservation"]["max_abs"] <= 1e-4
   assert len(metrics["path_logit_preservation"]["max_abs"]) == 3
   assert metrics["oracle"]["metamers"]["num_pairs"] == 16
+  noise_errors = metrics["dequantization_noise_error"]
+  assert list(noise_errors) == ["none", "channel 0", "channel 1", "channel 2", "all"]
+  assert all(0 <= error <= 100 for error in noise_errors.values())
   assert ("posthoc_nuisance_classifier" in metrics) == posthoc
   if posthoc:
     assert 0 <= metrics["posthoc_nuisance_classifier"]["test_label_dependence"] <= 1
