@@ -302,9 +302,22 @@ TABLES = {
 }
 
 
+def _loss_overrides(row: dict) -> list[str]:
+  """The loss weights a row's command sets (`--config.loss.<term>_weight=V` as "<term> V") and, when it
+  sets an independence schedule, where the schedule starts ("from step N")."""
+  overrides = []
+  for argument in shlex.split(row.get("command", "")):
+    name, _, value = argument.removeprefix("--config.loss.").partition("=")
+    if argument.startswith("--config.loss.") and name.endswith("_weight"):
+      overrides.append(f"{name.removesuffix('_weight')} {value}")
+  start = _command_flag(row, "config.loss.independence_start_step")
+  return overrides + ([f"from step {start}"] if start else [])
+
+
 def _bar_label(row: dict) -> str:
-  """The model, the fi-RevNet's objective as its config names it (configs/shift_mnist_<objective>.py) and
-  what differs from the :cpu budget (bfloat16 operands, epochs), from the row's command."""
+  """The model, the fi-RevNet's objective as its config names it (configs/shift_mnist_<objective>.py),
+  the loss weights its command changes, and what differs from the :cpu budget (bfloat16 operands,
+  epochs), from the row's command."""
   config_file = (_command_flag(row, "config") or "").partition(":")[0]
   objective_name = pathlib.Path(config_file).stem.removeprefix("shift_mnist_")
   if row["model"] != "fi-revnet" or not objective_name:
@@ -314,13 +327,14 @@ def _bar_label(row: dict) -> str:
     details.append("bf16")
   if row["epochs"] != base.CPU_EPOCHS:
     details.append(f"{row['epochs']:g} ep")
-  return "\n".join([row["model"], objective_name, " ".join(details)]).strip()
+  return "\n".join([row["model"], objective_name, *_loss_overrides(row), " ".join(details)]).strip()
 
 
 def shift_mnist_figure(rows: list[dict]):
   """Bars of clean-test and shifted-test error for each shiftMNIST run, one panel per variant."""
   variants = sorted({row["variant"] for row in rows})
-  figure = matplotlib.figure.Figure(figsize=(5 * len(variants), 3.6))
+  most_bars = max(sum(row["variant"] == variant for row in rows) for variant in variants)
+  figure = matplotlib.figure.Figure(figsize=(max(5.0, 1.4 * most_bars) * len(variants), 4.2))
   axes = figure.subplots(1, len(variants), squeeze=False)
   for axis, variant in zip(axes[0], variants, strict=True):
     shown = [row for row in rows if row["variant"] == variant]

@@ -61,6 +61,16 @@ def test_shift_mnist_rows_say_what_ran_and_how(tmp_path):
   }
 
 
+def test_shift_mnist_bars_name_the_loss_weights_and_schedule_their_commands_set():
+  """Two runs of one config that differ in a loss weight get different bar labels (the figure's only key)."""
+  train = "python -m experiments.train --workdir=w --config=configs/shift_mnist_authors.py:cpu --config.variant=binary"
+  row = {"model": "fi-revnet", "loss": "ice", "epochs": 6.0, "command": f"{train} --config.model.compute_dtype=bfloat16"}
+  penalised = row | {"command": f"{row['command']} --config.loss.independence_start_step=937 "
+                                "--config.loss.class_mean_gap_weight=0.1"}
+  assert collect._bar_label(row) == "fi-revnet\nauthors\nbf16 6 ep"
+  assert collect._bar_label(penalised) == "fi-revnet\nauthors\nclass_mean_gap 0.1\nfrom step 937\nbf16 6 ep"
+
+
 def test_mnist_rows_need_the_posthoc_analysis(tmp_path):
   final = {"epochs": 1.0, "train/logit_error": 1.0, "test/logit_error": 2.0, "test/bits_per_dim": 1.23456}
   workdir = _finished_run(tmp_path, mnist_ice.get_config("tiny"), final)
