@@ -45,7 +45,7 @@ def channel_groups(num_channels: int) -> dict[str, np.ndarray]:
 
 def noise_sensitivity(logits: Callable[[jax.Array], jax.Array], images: np.ndarray, labels: np.ndarray,
                       key: jax.Array, batch_size: int = 256) -> dict[str, float]:
-  """error_G in % for every group of `channel_groups` (see the module doc).
+  """error_G in % for every group of `channel_groups`, in its order (see the module doc).
 
   Args:
     logits: images (B, H, W, C) in [-1, 1] -> logits (B, classes); jitted by the caller.
@@ -64,4 +64,4 @@ def noise_sensitivity(logits: Callable[[jax.Array], jax.Array], images: np.ndarr
     return {name: jnp.argmax(logits(x + u * mask.astype(x.dtype)), axis=-1) for name, mask in groups.items()}
 
   predicted = batching.map_in_batches(predictions, images, noise, batch_size=batch_size)
-  return {name: float(100 * np.mean(classes != labels)) for name, classes in predicted.items()}
+  return {name: float(100 * np.mean(predicted[name] != labels)) for name in groups}  # in the groups' order
