@@ -3,6 +3,8 @@
 Environment, set before any test module imports jax or TensorFlow:
 - eight virtual CPU devices, so that every test can exercise sharded code paths
   (XLA reads the flag once, when JAX first initialises its backend);
+- TensorFlow quiet on stderr (its C++ log level, and no oneDNN notice, which TensorFlow 2.21
+  prints whatever the level), so that the commands' one-line errors are checked as users see them;
 - a persistent compilation cache: compilation dominates the suite's time, and
   many tests (and the training jobs they start as subprocesses) compile
   identical programs;
@@ -28,6 +30,7 @@ _CACHE = REPO_ROOT / ".pytest_cache"
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow >= 2.21 announces oneDNN on stderr at any log level
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE / "jax-compilation"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
