@@ -303,15 +303,11 @@ TABLES = {
 
 
 def _loss_overrides(row: dict) -> list[str]:
-  """The loss weights a row's command sets (`--config.loss.<term>_weight=V` as "<term> V") and, when it
-  sets an independence schedule, where the schedule starts ("from step N")."""
-  overrides = []
-  for argument in shlex.split(row.get("command", "")):
-    name, _, value = argument.removeprefix("--config.loss.").partition("=")
-    if argument.startswith("--config.loss.") and name.endswith("_weight"):
-      overrides.append(f"{name.removesuffix('_weight')} {value}")
+  """The weights of `objective.TERMS` that a row's command sets ("<term> V") and, when it sets an
+  independence schedule, where the schedule starts ("from step N")."""
+  weights = [(term.name, _command_flag(row, f"config.loss.{term.weight}")) for term in objective.TERMS]
   start = _command_flag(row, "config.loss.independence_start_step")
-  return overrides + ([f"from step {start}"] if start else [])
+  return [f"{name} {value}" for name, value in weights if value is not None] + ([f"from step {start}"] if start else [])
 
 
 def _bar_label(row: dict) -> str:

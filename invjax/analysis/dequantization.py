@@ -47,6 +47,9 @@ def noise_sensitivity(logits: Callable[[jax.Array], jax.Array], images: np.ndarr
                       key: jax.Array, batch_size: int = 256) -> dict[str, float]:
   """error_G in % for every group of `channel_groups`, in its order (see the module doc).
 
+  The masking and the argmax run eagerly around `logits`, so that a caller's jitted logits, already
+  compiled for `batch_size` images, are reused for every group rather than compiled into a new program.
+
   Args:
     logits: images (B, H, W, C) in [-1, 1] -> logits (B, classes); jitted by the caller.
     images: (N, H, W, C) images as evaluation feeds them.
